@@ -1,0 +1,31 @@
+"""Pytest set-up shared by the whole suite (quiet TF, isolated policies)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No run-time downloads: TFDS must never try the network in tests.
+os.environ.setdefault("TFDS_DISABLE_GCS", "1")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    # Keep tf_only tests visible in the run under another backend as
+    # deselected, not skipped: the TF run already executes them.
+    if keras.backend.backend() == "tensorflow":
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if "tf_only" in item.keywords else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _isolate_keras_state():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.backend.clear_session()

@@ -1,0 +1,22 @@
+"""Attention Zoo models, registered by name.
+
+`zoo.build("cbam_resnet20", num_classes=10)`, `zoo.list_models("*cbam*")`.
+Model modules are imported explicitly below, so registration never depends
+on what the caller happened to import.
+"""
+
+from zoo.registry import TASKS
+from zoo.registry import ModelInfo
+from zoo.registry import build
+from zoo.registry import get_model_info
+from zoo.registry import list_models
+from zoo.registry import register_model
+
+__all__ = [
+    "TASKS",
+    "ModelInfo",
+    "build",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]
