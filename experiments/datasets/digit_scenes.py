@@ -25,7 +25,7 @@ Default config (`digit_scenes/default`):
 smoke tests. Other layouts: pass `config=DigitScenesConfig(name=..., ...)`.
 
 Boxes are `tfds.features.BBox` (ymin, xmin, ymax, xmax), normalised to
-[0, 1]; multiply by the canvas height/width for pixels (exact integers).
+[0, 1]; multiply by the canvas height/width and round for pixel corners.
 """
 
 import dataclasses
