@@ -1,0 +1,1 @@
+"""Attention Zoo experiments: TFDS data, named configs and the runner."""
