@@ -78,7 +78,8 @@ class LuongAttention(ScoreAttentionBase):
         attention_mask: optional boolean `[B, Tq, Tk]` (`[B, Tk]` for a 2-D
             query).
         return_attention_scores: also return the weights.
-        use_causal_mask: forbid query `i` from attending keys `j > i`.
+        use_causal_mask: forbid query `i` from attending keys `j > i`
+            (a 2-D query is position 0).
         training: whether dropout is active.
         projected_key: optional output of `project_key(key)`.
         query_position: local-m only: source position of the first query

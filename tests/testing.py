@@ -9,6 +9,9 @@
 - a `.keras` save/load round trip in-process with equal outputs;
 - mixed precision (`mixed_float16` and `mixed_bfloat16`): finite outputs.
 
+`run_docstring_example` executes the ```python blocks of a docstring, so
+that every layer's `Example:` keeps running.
+
 Tensors are given as a list of positional call inputs plus a dict of tensor
 keyword inputs (masks, ...); non-tensor keyword arguments go in
 `call_kwargs`. Every one of them becomes a `keras.Input` in the functional

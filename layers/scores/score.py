@@ -29,12 +29,37 @@ class Score(keras.layers.Layer):
     when they have learned weights. Set `requires_equal_depth = True` when
     the score needs `Dq == Dk`.
 
+    Args:
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
     Call arguments:
         query: float tensor `[B, Tq, Dq]`.
         key: float tensor `[B, Tk, Dk]`.
 
     Returns:
         float32 logits `[B, Tq, Tk]`.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+    from keras import ops
+    from layers import Attention
+    from layers import Score
+
+    @keras.saving.register_keras_serializable(package="my_scores")
+    class NegativeDistanceScore(Score):
+        requires_equal_depth = True
+
+        def score_projected(self, query, projected_key):
+            # [B, Tq, 1, D] - [B, 1, Tk, D] -> [B, Tq, Tk]
+            diff = ops.expand_dims(query, 2) - ops.expand_dims(projected_key, 1)
+            return -ops.sum(ops.square(ops.cast(diff, "float32")), axis=-1)
+
+    attention = Attention(score=NegativeDistanceScore())
+    context = attention(np.ones((2, 3, 4)), np.ones((2, 5, 4)))
+    assert context.shape == (2, 3, 4)
+    ```
     """
 
     requires_equal_depth = False

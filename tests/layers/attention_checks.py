@@ -225,3 +225,26 @@ def check_causal(layer, query, training=False):
         if out.ndim == 2:  # one decoder step: position 0
             out = out[:, None, :]
         assert np.all(out[:, future] == 0.0), out
+
+
+def check_training_with_fully_masked_rows(layer, query, value):
+    """One SGD step with a fully masked example: loss and weights finite.
+
+    A masked row must give zero gradients, never NaN (which would poison
+    every weight through the shared parameters).
+    """
+    import keras
+
+    value_mask = np.ones(value.shape[:2], bool)
+    value_mask[0] = False  # the first example has no key at all
+    q = keras.Input(query.shape[1:])
+    v = keras.Input(value.shape[1:])
+    m = keras.Input(value.shape[1:2], dtype="bool")
+    model = keras.Model([q, v, m], layer(q, v, value_mask=m))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    target = np.ones(tuple(model([query, value, value_mask]).shape), "float32")
+    loss = model.train_on_batch([query, value, value_mask], target)
+    assert np.isfinite(loss)
+    assert layer.trainable_weights
+    for weight in layer.trainable_weights:
+        assert np.all(np.isfinite(to_numpy(weight))), weight.path

@@ -15,6 +15,7 @@ from tests.layers.attention_checks import check_causal
 from tests.layers.attention_checks import check_distribution
 from tests.layers.attention_checks import check_fully_masked_queries
 from tests.layers.attention_checks import check_padding_invariance
+from tests.layers.attention_checks import check_training_with_fully_masked_rows
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
@@ -260,6 +261,14 @@ def test_returned_weights_are_taken_before_dropout():
     context = layer(QUERY, VALUE, key=KEY, training=True)
     inference = layer(QUERY, VALUE, key=KEY, training=False)
     assert not np.allclose(to_numpy(context), to_numpy(inference))
+
+
+@pytest.mark.parametrize("normalize", ["softmax", "sparsemax", "sigmoid"])
+def test_fully_masked_rows_give_finite_gradients(normalize):
+    layer = Attention(
+        score="additive", normalize=normalize, score_kwargs={"units": 3}
+    )
+    check_training_with_fully_masked_rows(layer, QUERY, VALUE)
 
 
 # === Properties (hypothesis) ===

@@ -15,6 +15,7 @@ from tests.layers.attention_checks import check_causal
 from tests.layers.attention_checks import check_distribution
 from tests.layers.attention_checks import check_fully_masked_queries
 from tests.layers.attention_checks import check_padding_invariance
+from tests.layers.attention_checks import check_training_with_fully_masked_rows
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
@@ -155,6 +156,13 @@ def test_weights_are_float32_under_mixed_precision():
     assert keras.backend.standardize_dtype(weights.dtype) == "float32"
     assert keras.backend.standardize_dtype(context.dtype) == "bfloat16"
     np.testing.assert_allclose(to_numpy(weights).sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_fully_masked_rows_give_finite_gradients(single):
+    layer = BahdanauAttention(units=3, normalize=True)
+    query = QUERY[:, 0] if single else QUERY
+    check_training_with_fully_masked_rows(layer, query, VALUE)
 
 
 # === Properties (hypothesis) ===

@@ -18,6 +18,7 @@ from tests.layers.attention_checks import check_causal
 from tests.layers.attention_checks import check_distribution
 from tests.layers.attention_checks import check_fully_masked_queries
 from tests.layers.attention_checks import check_padding_invariance
+from tests.layers.attention_checks import check_training_with_fully_masked_rows
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
@@ -280,6 +281,12 @@ def test_weights_are_float32_under_mixed_precision():
     assert keras.backend.standardize_dtype(weights.dtype) == "float32"
     assert keras.backend.standardize_dtype(context.dtype) == "float16"
     assert np.all(np.isfinite(to_numpy(context)))
+
+
+@pytest.mark.parametrize("config", ["general_scaled", "local_p_concat"])
+def test_fully_masked_rows_give_finite_gradients(config):
+    layer = LuongAttention(**CONFIGS[config])
+    check_training_with_fully_masked_rows(layer, QUERY, VALUE)
 
 
 # === Properties (hypothesis) ===

@@ -10,6 +10,7 @@ from layers import DotScore
 from layers import GeneralScore
 from layers import LocationScore
 from layers import ScaledDotScore
+from layers import Score
 from layers import get_score
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_cosine
@@ -58,6 +59,7 @@ def test_layer_contract(cls, kwargs, key):
         AdditiveScore,
         CosineScore,
         LocationScore,
+        Score,
         get_score,
     ],
 )
