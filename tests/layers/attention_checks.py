@@ -6,6 +6,7 @@ weights are a distribution over unmasked keys, padding invariance, zero
 output for queries without keys, causal masking in every code path.
 """
 
+import keras
 import numpy as np
 from hypothesis import strategies as st
 from keras import ops
@@ -233,8 +234,6 @@ def check_training_with_fully_masked_rows(layer, query, value):
     A masked row must give zero gradients, never NaN (which would poison
     every weight through the shared parameters).
     """
-    import keras
-
     value_mask = np.ones(value.shape[:2], bool)
     value_mask[0] = False  # the first example has no key at all
     q = keras.Input(query.shape[1:])
