@@ -9,13 +9,18 @@
 - a `.keras` save/load round trip in-process with equal outputs;
 - mixed precision (`mixed_float16` and `mixed_bfloat16`): finite outputs.
 
+`run_docstring_example` executes the ```python blocks of a docstring, so
+that every layer's `Example:` keeps running.
+
 Tensors are given as a list of positional call inputs plus a dict of tensor
 keyword inputs (masks, ...); non-tensor keyword arguments go in
 `call_kwargs`. Every one of them becomes a `keras.Input` in the functional
 model, so masks travel through saved models too.
 """
 
+import inspect
 import os
+import re
 import tempfile
 
 import keras
@@ -288,3 +293,16 @@ def set_layer_weights(layer, arrays):
     )
     for weight, value in zip(layer.weights, arrays):
         weight.assign(np.asarray(value, dtype=weight.dtype))
+
+
+def run_docstring_example(obj):
+    """Executes every ```python block of `obj`'s docstring in a fresh scope.
+
+    Docstring examples must run; this catches examples that rot.
+    """
+    doc = inspect.getdoc(obj) or ""
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert blocks, f"{obj.__qualname__} has no ```python example"
+    for i, block in enumerate(blocks):
+        code = compile(block, f"<{obj.__qualname__} example {i}>", "exec")
+        exec(code, {"__name__": f"example_{obj.__qualname__}"})
