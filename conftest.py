@@ -28,4 +28,5 @@ def _isolate_keras_state():
     keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # free_memory=False skips a gc.collect() that costs ~0.5 s per test.
+    keras.backend.clear_session(free_memory=False)
