@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from layers import MixerBlock
+from layers import PatchEmbedding
 from tests.layers import vision_reference as ref
 from tests.testing import run_layer_test
 
@@ -70,8 +71,6 @@ def test_tokens_are_mixed():
 
 
 def test_inside_functional_model_after_patch_embedding():
-    from layers import PatchEmbedding
-
     inputs = keras.Input((8, 8, 3))
     x = PatchEmbedding(embed_dim=8, patch_size=4)(inputs)
     x = MixerBlock(tokens_mlp_dim=4, channels_mlp_dim=16)(x)

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import given
@@ -216,3 +217,18 @@ def test_bad_rank(shape):
 def test_reduction_larger_than_inferred_channels():
     with pytest.raises(ValueError, match="reduction=8"):
         NonLocalBlock(reduction=8)(np.zeros((1, 2, 2, 4), "float32"))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_variable_spatial_size_in_a_compiled_model(data_format):
+    block = NonLocalBlock(sub_sample=True, data_format=data_format)
+    first = data_format == "channels_first"
+    inputs = keras.Input((6, None, None) if first else (None, None, 6))
+    outputs, affinity = block(inputs, return_attention_scores=True)
+    assert tuple(affinity.shape) == (None, None, None)
+    model = keras.Model(inputs, [outputs, affinity])
+    for h, w in ((3, 5), (4, 4)):
+        shape = (2, 6, h, w) if first else (2, h, w, 6)
+        y, a = model.predict(_images(shape), verbose=0)
+        assert y.shape == shape
+        assert a.shape == (2, h * w, -(-h // 2) * -(-w // 2))
