@@ -9,3 +9,6 @@ from layers.masking import masked_softmax
 from layers.masking import masked_sparsemax
 from layers.masking import merge_attention_masks
 from layers.masking import normalize_scores
+from layers.chunked_attention import blockwise_attention
+from layers.chunked_attention import chunked_attention
+from layers.multi_head_attention import MultiHeadAttention
