@@ -66,6 +66,19 @@ def _clip_index(index, upper):
     return ops.clip(ops.convert_to_tensor(index, "int32"), 0, upper)
 
 
+def _after(index, tensor):
+    """`index`, made data-dependent on `tensor` (the previous iteration's).
+
+    TensorFlow runs up to 10 iterations of a `while_loop` at once when they
+    do not depend on each other, and each would hold its own `[Cq, Ck]`
+    blocks: peak memory measured ~5x higher. Slicing with an index that
+    depends on the loop carry serialises the iterations. The added term is
+    always 0, also for NaN or inf (`|x| < -1` is false).
+    """
+    first = ops.reshape(tensor, (-1,))[0]
+    return index + ops.cast(ops.less(ops.abs(first), -1.0), "int32")
+
+
 def _pad_axis(x, axis, amount, value=0):
     """Pads `x` at the end of `axis` by `amount` (int or scalar tensor)."""
     if isinstance(amount, int) and amount == 0:
@@ -259,10 +272,12 @@ def blockwise_attention(
 
         def query_chunk(i, carry):
             out, lse = carry
+            i = _after(i, out)
             q_i = q_slice(q, i, head_dim)
 
             def key_chunk(j, state):
                 run_max, run_sum, acc = state
+                j = _after(j, run_sum)
                 kt_j, v_j = k_slices(kt, v, j)
                 logits = masked_logits(q_i, kt_j, i, j)
                 new_max = ops.maximum(
@@ -333,12 +348,14 @@ def blockwise_attention(
 
         def key_chunk(j, carry):
             dq, dkt, dvt = carry
+            j = _after(j, dkt)
             kt_j, v_j = k_slices(kt, v, j)
             k_j = ops.swapaxes(kt_j, -1, -2)
             vt_j = ops.swapaxes(v_j, -1, -2)
 
             def query_chunk(i, state):
                 dkt_j, dvt_j, dq = state
+                i = _after(i, dkt_j)
                 q_i = q_slice(q, i, head_dim)
                 do_i = q_slice(d_out, i, value_dim)
                 lse_i = row_slice(lse, i)

@@ -71,6 +71,79 @@ def _accelerator_available():
     )
 
 
+def _dense_attention(q, kt, v, mask, keep, groups, return_weights):
+    """Softmax attention with the `[T, S]` weights materialised.
+
+    `q [B, K, G*T, H]` (pre-scaled), `kt [B, K, H, S]`, `v [B, K, S, Hv]`;
+    `mask` boolean, broadcastable to `[B, K, G, T, S]`; `keep` the float32
+    dropout multipliers `[B, K, G*T, S]` (0 or `1 / (1 - rate)`) or None.
+    Returns the context `[B, K, G*T, Hv]` and, if `return_weights`, the
+    float32 weights before dropout.
+
+    A custom gradient: `d logits = W * (dW - delta)` with
+    `delta = dO . O (+ sum W * dW_returned)` (the FlashAttention identity)
+    and every large matmul in plain (non-transposed) layout, which is
+    markedly faster on CPU than differentiating the graph (fewer passes over
+    the `[T, S]` tensors, no transposed-operand matmul on them).
+    """
+    dtype = v.dtype
+
+    def normalise(logits):
+        if mask is None:
+            return ops.softmax(logits, axis=-1)
+        shape = ops.shape(logits)
+        by_group = ops.reshape(
+            logits, (-1, shape[1], groups, shape[2] // groups, shape[3])
+        )
+        return ops.reshape(masked_softmax(by_group, mask), shape)
+
+    @ops.custom_gradient
+    def attend(q, kt, v):
+        weights = normalise(ops.cast(ops.matmul(q, kt), "float32"))
+        probs = weights if keep is None else weights * keep
+        probs = ops.cast(probs, dtype)
+        out = ops.matmul(probs, v)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                upstream = args if len(args) > 1 else args[0]
+            if return_weights:
+                d_out, d_weights = upstream
+            else:
+                d_out, d_weights = upstream, None
+            if d_out is None:
+                d_out = ops.zeros_like(out)
+            d_out = ops.cast(d_out, dtype)
+            d_probs = ops.cast(
+                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
+            )
+            if keep is not None:
+                d_probs = d_probs * keep
+            delta = ops.sum(
+                ops.cast(d_out, "float32") * ops.cast(out, "float32"),
+                axis=-1,
+                keepdims=True,
+            )
+            if d_weights is not None:
+                d_weights = ops.cast(d_weights, "float32")
+                d_probs = d_probs + d_weights
+                delta = delta + ops.sum(
+                    weights * d_weights, axis=-1, keepdims=True
+                )
+            d_logits = ops.cast(weights * (d_probs - delta), dtype)
+            dq = ops.matmul(d_logits, ops.swapaxes(kt, -1, -2))
+            dkt = ops.matmul(ops.swapaxes(q, -1, -2), d_logits)
+            dvt = ops.matmul(ops.swapaxes(d_out, -1, -2), probs)
+            return dq, dkt, ops.swapaxes(dvt, -1, -2)
+
+        if return_weights:
+            return (out, weights), grad
+        return out, grad
+
+    result = attend(q, kt, v)
+    return result if return_weights else (result, None)
+
+
 @keras.saving.register_keras_serializable(package="attention_zoo")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention with fused QKV, GQA, a decoding cache and chunking.
@@ -537,15 +610,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
             if self_attention:
                 qkv = self._project(query, kernel, bias)
-                return (
-                    qkv[..., :qw],
-                    qkv[..., qw : qw + kw],
-                    qkv[..., qw + kw :],
-                )
+                return ops.split(qkv, [qw, qw + kw], axis=-1)
             q = self._project(query, *part(0, qw))
             if key is None:
                 kv = self._project(value, *part(qw, None))
-                return q, kv[..., :kw], kv[..., kw:]
+                k, v = ops.split(kv, [kw], axis=-1)
+                return q, k, v
             k = self._project(key, *part(qw, qw + kw))
             v = self._project(value, *part(qw + kw, None))
             return q, k, v
@@ -565,7 +635,7 @@ class MultiHeadAttention(keras.layers.Layer):
             if key is None:
                 b = None if bias is None else bias[lo:]
                 kv = self._project(value, kernel[:, lo:], b)
-                k, v = kv[..., :kw], kv[..., kw:]
+                k, v = ops.split(kv, [kw], axis=-1)
             else:
                 kb = None if bias is None else bias[lo : lo + kw]
                 vb = None if bias is None else bias[lo + kw :]
@@ -659,31 +729,39 @@ class MultiHeadAttention(keras.layers.Layer):
                 stacklevel=3,
             )
 
-    def _standard(self, q, kt, v, mask, training):
+    def _standard(self, q, kt, v, mask, training, return_scores):
         """Materialised attention. Returns context `[B, K, G, T, Hv]` and
-        float32 weights `[B, K, G, T, S]` (before dropout)."""
+        float32 weights `[B, K, G, T, S]` before dropout (or None)."""
         heads, groups = self._kv_heads, self._groups
         t_len, s_len = _dims(q, (3,))[0], _dims(kt, (3,))[0]
-        q_flat = ops.reshape(q, (-1, heads, groups * t_len, self.key_dim))
-        logits = ops.reshape(
-            ops.matmul(q_flat, kt), (-1, heads, groups, t_len, s_len)
-        )
+        rows = groups * t_len
+        q_flat = ops.reshape(q, (-1, heads, rows, self.key_dim))
         if mask is not None:
             # mask: [B, T, S] -> [B, 1, 1, T, S]
             mask = ops.expand_dims(ops.expand_dims(mask, 1), 1)
-        weights = masked_softmax(logits, mask)
-        probs = weights
+        keep = None
         if self._dropout_active(training):
-            probs = keras.random.dropout(
-                probs, self.dropout, seed=self._seed_generator
+            noise = keras.random.uniform(
+                (ops.shape(q)[0], heads, rows, s_len),
+                seed=self._seed_generator,
             )
-        probs = ops.reshape(
-            ops.cast(probs, v.dtype), (-1, heads, groups * t_len, s_len)
+            keep = ops.cast(noise >= self.dropout, "float32") / (
+                1.0 - self.dropout
+            )
+        context, weights = _dense_attention(
+            q_flat,
+            kt,
+            v,
+            mask=mask,
+            keep=keep,
+            groups=groups,
+            return_weights=return_scores,
         )
-        context = ops.matmul(probs, v)
         context = ops.reshape(
             context, (-1, heads, groups, t_len, self._head_value_dim)
         )
+        if weights is not None:
+            weights = ops.reshape(weights, (-1, heads, groups, t_len, s_len))
         return context, weights
 
     def _chunked(self, q, kt, v, masks, causal, offset):
@@ -871,7 +949,9 @@ class MultiHeadAttention(keras.layers.Layer):
             mask = self._merged_mask(
                 q_ref, k_ref, masks, causal, offset, key_slots
             )
-            context, weights = self._standard(q, kt, v, mask, training)
+            context, weights = self._standard(
+                q, kt, v, mask, training, return_scores
+            )
             rows = None
             if has_padding:
                 rows = ops.any(mask, axis=-1)  # [B, T]

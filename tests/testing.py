@@ -143,6 +143,7 @@ def run_layer_test(
     run_mixed_precision=True,
     check_compute_output_shape=True,
     atol=1e-5,
+    train_output_index=0,
 ):
     """Runs the shared battery of layer checks and returns the built layer.
 
@@ -161,6 +162,9 @@ def run_layer_test(
         run_mixed_precision: call under `mixed_float16`/`mixed_bfloat16`.
         check_compute_output_shape: compare `compute_output_shape`.
         atol: tolerance of the save/load comparison.
+        train_output_index: which (flattened) output the training step
+            fits, e.g. a log-probability output whose gradient is the only
+            one reaching some weights (REINFORCE). Defaults to the first.
 
     Returns:
         The layer instance built by the eager call.
@@ -236,7 +240,7 @@ def run_layer_test(
             positional,
             tensor_kwargs,
             call_kwargs,
-            output_index=0,
+            output_index=train_output_index,
         )
         train_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         target = (
