@@ -184,9 +184,7 @@ class AttentionPooling1D(keras.layers.Layer):
         )
         logits = ops.swapaxes(logits, 1, 2)
         if mask is not None:
-            _check_mask_shape(
-                "mask", mask, shape[:2], f"inputs.shape={shape}"
-            )
+            _check_mask_shape("mask", mask, shape[:2], f"inputs.shape={shape}")
             mask = ops.expand_dims(ops.cast(mask, "bool"), 1)  # [B, 1, T]
         weights = masked_softmax(logits, mask)
         # pooled: [B, heads, D] = weights @ h

@@ -363,7 +363,7 @@ def blockwise_attention(
                 logits = masked_logits(q_i, kt_j, i, j)
                 probs = ops.exp(logits - lse_i)
                 d_probs = ops.cast(ops.matmul(do_i, vt_j), "float32")
-                d_logits = ops.cast(probs * (d_probs - delta_i), dtype)
+                d_logits = ops.cast(probs * (d_probs - delta_i), q.dtype)
                 dvt_j = dvt_j + ops.cast(
                     ops.matmul(
                         ops.swapaxes(do_i, -1, -2), ops.cast(probs, dtype)

@@ -227,7 +227,7 @@ class HardAttention(keras.layers.Layer):
             )
 
     def _score(self, query, key):
-        """Float32 logits `[B, Tq, Tk]` of `query [B,Tq,Dq]`, `key [B,Tk,Dk]`."""
+        """Float32 logits `[B, Tq, Tk]` of `query` and `key`."""
         if self.score == "dot":
             return ops.cast(
                 ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32"

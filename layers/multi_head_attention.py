@@ -130,7 +130,7 @@ def _dense_attention(q, kt, v, mask, keep, groups, return_weights):
                 delta = delta + ops.sum(
                     weights * d_weights, axis=-1, keepdims=True
                 )
-            d_logits = ops.cast(weights * (d_probs - delta), dtype)
+            d_logits = ops.cast(weights * (d_probs - delta), q.dtype)
             dq = ops.matmul(d_logits, ops.swapaxes(kt, -1, -2))
             dkt = ops.matmul(ops.swapaxes(q, -1, -2), d_logits)
             dvt = ops.matmul(ops.swapaxes(d_out, -1, -2), probs)
@@ -164,7 +164,7 @@ class MultiHeadAttention(keras.layers.Layer):
       https://arxiv.org/abs/2305.13245): `num_key_value_heads=K` key/value
       heads, each shared by `num_heads // K` query heads (query head `n` uses
       key/value head `n // (num_heads // K)`, as in
-      `keras.layers.GroupedQueryAttention`). `K = 1` is multi-query attention.
+      `keras.layers.GroupQueryAttention`). `K = 1` is multi-query attention.
     - **Masks in every path.** Padding (`query_mask`, `value_mask`, automatic
       Keras masks), `attention_mask` and `use_causal_mask` are merged once and
       honoured with dropout, with returned scores, in the chunked and flash
@@ -599,7 +599,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return kernel * scale, None if bias is None else bias * scale
 
     def _project_qkv(self, query, value, key, self_attention):
-        """Returns q `[B, T, N*H]` (scaled), k `[B, S, K*H]`, v `[B, S, K*Hv]`."""
+        """Projections q `[B, T, N*H]` (scaled), k `[B, S, K*H]`, v."""
         qw, kw = self._q_width, self._k_width
         if self._fused:
             kernel, bias = self._qkv_weights()
@@ -938,12 +938,15 @@ class MultiHeadAttention(keras.layers.Layer):
                     output = zero_fully_masked_queries(output, mask)
                 return output, None
 
-        # Heads-first layout: q [B, K, G, T, H], kt [B, K, H, S], v [B, K, S, Hv]
+        # Heads first: q [B, K, G, T, H], kt [B, K, H, S], v [B, K, S, Hv]
         q = ops.transpose(
             ops.reshape(q, (-1, t_len, heads, groups, hk)), (0, 2, 3, 1, 4)
         )
         kt = ops.transpose(ops.reshape(k, (-1, s_len, heads, hk)), (0, 2, 3, 1))
         v = ops.transpose(ops.reshape(v, (-1, s_len, heads, hv)), (0, 2, 1, 3))
+        if keras.backend.standardize_dtype(q.dtype) != "float32":
+            # Mixed precision: the logits (and their gradients) in float32.
+            q, kt = ops.cast(q, "float32"), ops.cast(kt, "float32")
 
         def standard():
             mask = self._merged_mask(
