@@ -11,6 +11,7 @@ from layers.cbam import CBAM
 from layers.channel_attention import ChannelAttention
 from layers.efficient_channel_attention import EfficientChannelAttention
 from layers.non_local_block import NonLocalBlock
+from layers.self_attention_2d import SelfAttention2D
 from layers.spatial_attention import SpatialAttention
 from layers.squeeze_excite import SqueezeExcite
 
@@ -23,6 +24,7 @@ ATTENTION_LAYERS = {
     "non_local": NonLocalBlock,
     "channel": ChannelAttention,
     "spatial": SpatialAttention,
+    "self_attention_2d": SelfAttention2D,
 }
 
 # Other spellings users reach for -> canonical name.
@@ -45,6 +47,12 @@ ALIASES = {
     "spatial_attention": "spatial",
     "spatialattention": "spatial",
     "cbam_spatial": "spatial",
+    "selfattention2d": "self_attention_2d",
+    "self_attention2d": "self_attention_2d",
+    "mhsa": "self_attention_2d",
+    "mhsa_2d": "self_attention_2d",
+    "botnet": "self_attention_2d",
+    "bottleneck_attention": "self_attention_2d",
 }
 
 NONE_NAMES = ("none", "")
@@ -61,8 +69,9 @@ def get_attention(name):
     `"se"` (`SqueezeExcite`), `"cbam"` (`CBAM`), `"eca"`
     (`EfficientChannelAttention`), `"non_local"` (`NonLocalBlock`),
     `"channel"` (`ChannelAttention`), `"spatial"` (`SpatialAttention`),
-    `"self_attention_2d"` (`SelfAttention2D`, when available); aliases such
-    as `"squeeze_excite"`, `"nonlocal"` or the class names also work.
+    `"self_attention_2d"` (`SelfAttention2D`); aliases such as
+    `"squeeze_excite"`, `"nonlocal"`, `"mhsa"`, `"botnet"` or the class
+    names also work.
 
     `None`, `"none"` and `""` return `None`, so a model can take
     `attention=None` and skip the block (`if cls is not None: ...`).

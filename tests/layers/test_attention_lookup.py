@@ -11,6 +11,7 @@ from layers import CBAM
 from layers import ChannelAttention
 from layers import EfficientChannelAttention
 from layers import NonLocalBlock
+from layers import SelfAttention2D
 from layers import SpatialAttention
 from layers import SqueezeExcite
 from layers import get_attention
@@ -23,6 +24,7 @@ CANONICAL = {
     "non_local": NonLocalBlock,
     "channel": ChannelAttention,
     "spatial": SpatialAttention,
+    "self_attention_2d": SelfAttention2D,
 }
 
 
@@ -44,6 +46,9 @@ def test_canonical_names(name, cls):
         ("NonLocalBlock", NonLocalBlock),
         ("channel_attention", ChannelAttention),
         ("spatial_attention", SpatialAttention),
+        ("SelfAttention2D", SelfAttention2D),
+        ("mhsa", SelfAttention2D),
+        ("botnet", SelfAttention2D),
     ],
 )
 def test_aliases(name, cls):
@@ -95,7 +100,7 @@ def test_exported_from_package():
 
 def _gates(name, out):
     """The [0, 1] gates among a block's returned attention maps."""
-    if name == "non_local":
+    if name in ("non_local", "self_attention_2d"):
         return []
     if name == "cbam":
         return list(out[1])
@@ -126,7 +131,7 @@ def test_blocks_keep_shape_and_gates_lie_in_unit_interval(
         kwargs["reduction"] = 1
     if name in ("spatial", "cbam"):
         kwargs["kernel_size"] = 3
-    if name != "non_local":
+    if name not in ("non_local", "self_attention_2d"):
         kwargs["gate"] = gate
     block = get_attention(name)(**kwargs)
     out = block(x, return_attention_scores=True)
@@ -137,3 +142,7 @@ def test_blocks_keep_shape_and_gates_lie_in_unit_interval(
         assert g.ndim == 4 and np.all((g >= 0.0) & (g <= 1.0))
     if name == "non_local":
         assert tuple(out[1].shape) == (2, h * w, h * w)
+    if name == "self_attention_2d":
+        scores = ref.to_numpy(out[1])
+        assert scores.shape == (2, 4, h * w, h * w)
+        assert np.all((scores >= 0.0) & (scores <= 1.0))
