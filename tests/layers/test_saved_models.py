@@ -100,11 +100,82 @@ def sequence_cases():
             layers.LuongAttention("concat", units=4, window=2, scale=True),
         )
     )
+    cases.append(
+        _sequence_classifier(
+            "multi_head_attention_gqa_causal",
+            lambda x: layers.MultiHeadAttention(
+                num_heads=4, key_dim=4, num_key_value_heads=2
+            )(x, x, use_causal_mask=True),
+        )
+    )
+    cases.append(
+        _sequence_classifier(
+            "multi_head_attention_chunked",
+            lambda x: layers.MultiHeadAttention(
+                num_heads=2,
+                key_dim=4,
+                attention_impl="chunked",
+                query_chunk_size=2,
+                key_chunk_size=2,
+            )(x, x),
+        )
+    )
+    cases.append(
+        _cross_attention(
+            "multi_head_attention_cross", layers.MultiHeadAttention(2, 4)
+        )
+    )
+    cases.append(
+        _sequence_classifier(
+            "attention_pooling_1d",
+            lambda x: layers.AttentionPooling1D(num_heads=2)(x),
+        )
+    )
+    cases.append(
+        _sequence_classifier(
+            "hard_attention", lambda x: layers.HardAttention()(x, x)
+        )
+    )
     return cases
 
 
 def vision_cases():
-    return []
+    blocks = {
+        "squeeze_excite": lambda: layers.SqueezeExcite(reduction=4),
+        "channel_attention": lambda: layers.ChannelAttention(reduction=4),
+        "spatial_attention": lambda: layers.SpatialAttention(kernel_size=3),
+        "cbam": lambda: layers.CBAM(reduction=4, kernel_size=3),
+        "eca": lambda: layers.EfficientChannelAttention(),
+        "non_local_concat": lambda: layers.NonLocalBlock(
+            mode="concat", zero_init=False
+        ),
+        "non_local_gaussian_sub_sampled": lambda: layers.NonLocalBlock(
+            mode="gaussian", sub_sample=True, zero_init=False
+        ),
+        "self_attention_2d": lambda: layers.SelfAttention2D(num_heads=2),
+        "se_channels_first": lambda: _channels_first(
+            layers.SqueezeExcite(reduction=4, data_format="channels_first")
+        ),
+    }
+    cases = [_image_model(name, make()) for name, make in blocks.items()]
+
+    def token_model(x):
+        x = layers.PatchEmbedding(embed_dim=8, patch_size=2)(x)
+        x = layers.PositionEmbedding(use_class_token=True)(x)
+        x = layers.MixerBlock(tokens_mlp_dim=8, channels_mlp_dim=8)(x)
+        x = layers.GatedMLPBlock(ffn_dim=16)(x)
+        return keras.layers.Reshape((17, 8, 1))(x)  # back to an image
+
+    cases.append(_image_model("patch_mixer_gmlp", token_model))
+    return cases
+
+
+def _channels_first(block):
+    def apply(x):
+        x = keras.layers.Permute((3, 1, 2))(x)
+        return keras.layers.Permute((2, 3, 1))(block(x))
+
+    return apply
 
 
 @pytest.mark.tf_only
