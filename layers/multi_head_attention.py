@@ -282,13 +282,13 @@ class MultiHeadAttention(keras.layers.Layer):
     ...                          num_key_value_heads=2)
     >>> y = mha(x, x, use_causal_mask=True)
     >>> model = keras.Model(x, y)
-    >>> model(np.zeros((2, 12, 32), "float32")).shape
+    >>> tuple(model(np.zeros((2, 12, 32), "float32")).shape)
     (2, 12, 32)
     >>> cache = mha.initialize_cache(batch_size=2, max_length=12)
     >>> step = np.zeros((2, 1, 32), "float32")
     >>> out, cache = mha(step, step, cache=cache, cache_update_index=0,
     ...                  use_causal_mask=True)
-    >>> out.shape, cache.shape
+    >>> tuple(out.shape), tuple(cache.shape)
     ((2, 1, 32), (2, 2, 12, 2, 8))
     """
 
