@@ -114,16 +114,16 @@ def _dense_attention(q, kt, v, mask, keep, groups, return_weights):
             if d_out is None:
                 d_out = ops.zeros_like(out)
             d_out = ops.cast(d_out, dtype)
-            d_probs = ops.cast(
-                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
-            )
-            if keep is not None:
-                d_probs = d_probs * keep
             delta = ops.sum(
                 ops.cast(d_out, "float32") * ops.cast(out, "float32"),
                 axis=-1,
                 keepdims=True,
             )
+            d_probs = ops.cast(
+                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
+            )
+            if keep is not None:
+                d_probs = d_probs * keep
             if d_weights is not None:
                 d_weights = ops.cast(d_weights, "float32")
                 d_probs = d_probs + d_weights
