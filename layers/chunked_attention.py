@@ -30,8 +30,8 @@ import math
 
 from keras import ops
 
-DEFAULT_QUERY_CHUNK_SIZE = 512
-DEFAULT_KEY_CHUNK_SIZE = 1024
+DEFAULT_QUERY_CHUNK_SIZE = 256
+DEFAULT_KEY_CHUNK_SIZE = 512
 # A masked logit. Finite, so that `masked - running_max` is never inf - inf.
 _MASKED = -1.0e30
 # The log-sum-exp reported for a query without any valid key:
