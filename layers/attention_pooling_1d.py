@@ -77,7 +77,7 @@ class AttentionPooling1D(keras.layers.Layer):
     ...     h, return_attention_scores=True)
     >>> model = keras.Model(tokens, [pooled, weights])
     >>> p, w = model(np.ones((2, 20), "int32"))
-    >>> p.shape, w.shape
+    >>> tuple(p.shape), tuple(w.shape)
     ((2, 32), (2, 20))
     """
 

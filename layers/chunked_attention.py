@@ -19,14 +19,19 @@ Two public functions share one implementation:
 
 Masks follow the project convention (boolean, `True` = may attend); a query
 whose keys are all masked gets a zero output and a zero gradient, never NaN.
+
+Performance notes: on TensorFlow the loops run in the graph (or XLA) with
+serialised iterations (see `_after`), so peak memory stays at a few chunks.
+On JAX, call it under `jax.jit` (Keras's `fit`/`predict` do): in JAX's eager
+mode every call compiles its loops again (~1 s).
 """
 
 import math
 
 from keras import ops
 
-DEFAULT_QUERY_CHUNK_SIZE = 512
-DEFAULT_KEY_CHUNK_SIZE = 1024
+DEFAULT_QUERY_CHUNK_SIZE = 256
+DEFAULT_KEY_CHUNK_SIZE = 512
 # A masked logit. Finite, so that `masked - running_max` is never inf - inf.
 _MASKED = -1.0e30
 # The log-sum-exp reported for a query without any valid key:

@@ -108,7 +108,7 @@ class HardAttention(keras.layers.Layer):
     ...     return_log_probs=True)
     >>> model = keras.Model([state, features], [context, weights, log_probs])
     >>> c, w, lp = model([np.ones((2, 32)), np.ones((2, 49, 64))])
-    >>> c.shape, w.shape, lp.shape
+    >>> tuple(c.shape), tuple(w.shape), tuple(lp.shape)
     ((2, 64), (2, 49), (2,))
     """
 

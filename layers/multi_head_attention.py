@@ -114,16 +114,16 @@ def _dense_attention(q, kt, v, mask, keep, groups, return_weights):
             if d_out is None:
                 d_out = ops.zeros_like(out)
             d_out = ops.cast(d_out, dtype)
-            d_probs = ops.cast(
-                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
-            )
-            if keep is not None:
-                d_probs = d_probs * keep
             delta = ops.sum(
                 ops.cast(d_out, "float32") * ops.cast(out, "float32"),
                 axis=-1,
                 keepdims=True,
             )
+            d_probs = ops.cast(
+                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
+            )
+            if keep is not None:
+                d_probs = d_probs * keep
             if d_weights is not None:
                 d_weights = ops.cast(d_weights, "float32")
                 d_probs = d_probs + d_weights
@@ -282,13 +282,13 @@ class MultiHeadAttention(keras.layers.Layer):
     ...                          num_key_value_heads=2)
     >>> y = mha(x, x, use_causal_mask=True)
     >>> model = keras.Model(x, y)
-    >>> model(np.zeros((2, 12, 32), "float32")).shape
+    >>> tuple(model(np.zeros((2, 12, 32), "float32")).shape)
     (2, 12, 32)
     >>> cache = mha.initialize_cache(batch_size=2, max_length=12)
     >>> step = np.zeros((2, 1, 32), "float32")
     >>> out, cache = mha(step, step, cache=cache, cache_update_index=0,
     ...                  use_causal_mask=True)
-    >>> out.shape, cache.shape
+    >>> tuple(out.shape), tuple(cache.shape)
     ((2, 1, 32), (2, 2, 12, 2, 8))
     """
 
@@ -587,65 +587,73 @@ class MultiHeadAttention(keras.layers.Layer):
         y = ops.matmul(x, kernel)
         return y if bias is None else y + bias
 
-    def _qkv_weights(self):
-        """(kernel, bias) of q|k|v with the logit scale folded into q."""
-        kernel, bias = self._weights("qkv")
-        scale = ops.concatenate(
-            [
-                ops.full((self._q_width,), self._scale, kernel.dtype),
-                ops.ones((self._k_width + self._v_width,), kernel.dtype),
-            ]
-        )
-        return kernel * scale, None if bias is None else bias * scale
-
     def _project_qkv(self, query, value, key, self_attention):
-        """Projections q `[B, T, N*H]` (scaled), k `[B, S, K*H]`, v."""
-        qw, kw = self._q_width, self._k_width
-        if self._fused:
-            kernel, bias = self._qkv_weights()
+        """Projections q `[B, T, N*H]` (scaled), k `[B, S, K*H]`, v.
 
-            def part(lo, hi):
-                b = None if bias is None else bias[lo:hi]
-                return kernel[:, lo:hi], b
+        Self-attention with the fused kernel is one matmul; otherwise the
+        query and the keys/values are projected separately (with slices of
+        the fused kernel when there is one).
+        """
+        if self._fused and self_attention:
+            kernel, bias = self._weights("qkv")
+            # The logit scale 1/sqrt(H), folded into the query columns.
+            scale = ops.concatenate(
+                [
+                    ops.full((self._q_width,), self._scale, kernel.dtype),
+                    ops.ones((self._k_width + self._v_width,), kernel.dtype),
+                ]
+            )
+            qkv = self._project(
+                query, kernel * scale, None if bias is None else bias * scale
+            )
+            return ops.split(
+                qkv, [self._q_width, self._q_width + self._k_width], axis=-1
+            )
+        return (
+            self._project_query(query),
+            *self._project_key_value(value, key),
+        )
 
-            if self_attention:
-                qkv = self._project(query, kernel, bias)
-                return ops.split(qkv, [qw, qw + kw], axis=-1)
-            q = self._project(query, *part(0, qw))
-            if key is None:
-                kv = self._project(value, *part(qw, None))
-                k, v = ops.split(kv, [kw], axis=-1)
-                return q, k, v
-            k = self._project(key, *part(qw, qw + kw))
-            v = self._project(value, *part(qw + kw, None))
-            return q, k, v
-        q_kernel, q_bias = self._weights("query")
-        q = self._project(query, q_kernel * self._scale, None)
-        if q_bias is not None:
-            q = q + q_bias * self._scale
-        k = self._project(value if key is None else key, *self._weights("key"))
-        v = self._project(value, *self._weights("value"))
-        return q, k, v
-
-    def _project_kv(self, value, key=None):
-        """Keys and values `[B, S, K, H]`, `[B, S, K, Hv]` for the cache."""
+    def _project_query(self, query):
+        """The query projection `[B, T, N*H]`, scaled by `1/sqrt(H)`."""
         if self._fused:
             kernel, bias = self._weights("qkv")
-            lo, kw = self._q_width, self._k_width
-            if key is None:
-                b = None if bias is None else bias[lo:]
-                kv = self._project(value, kernel[:, lo:], b)
-                k, v = ops.split(kv, [kw], axis=-1)
-            else:
-                kb = None if bias is None else bias[lo : lo + kw]
-                vb = None if bias is None else bias[lo + kw :]
-                k = self._project(key, kernel[:, lo : lo + kw], kb)
-                v = self._project(value, kernel[:, lo + kw :], vb)
+            kernel = kernel[:, : self._q_width]
+            bias = None if bias is None else bias[: self._q_width]
         else:
+            kernel, bias = self._weights("query")
+        return self._project(
+            query,
+            kernel * self._scale,
+            None if bias is None else bias * self._scale,
+        )
+
+    def _project_key_value(self, value, key=None):
+        """Keys `[B, S, K*H]` and values `[B, S, K*Hv]` (one matmul when
+        `key` is None and the kernel is fused)."""
+        if not self._fused:
             k = self._project(
                 value if key is None else key, *self._weights("key")
             )
-            v = self._project(value, *self._weights("value"))
+            return k, self._project(value, *self._weights("value"))
+        kernel, bias = self._weights("qkv")
+        lo, mid = self._q_width, self._q_width + self._k_width
+
+        def part(start, stop):
+            b = None if bias is None else bias[start:stop]
+            return kernel[:, start:stop], b
+
+        if key is None:
+            kv = self._project(value, *part(lo, None))
+            return tuple(ops.split(kv, [self._k_width], axis=-1))
+        return (
+            self._project(key, *part(lo, mid)),
+            self._project(value, *part(mid, None)),
+        )
+
+    def _project_kv(self, value, key=None):
+        """Keys and values `[B, S, K, H]`, `[B, S, K, Hv]` for the cache."""
+        k, v = self._project_key_value(value, key)
         k = ops.reshape(k, (-1, ops.shape(k)[1], self._kv_heads, self.key_dim))
         v = ops.reshape(
             v, (-1, ops.shape(v)[1], self._kv_heads, self._head_value_dim)
@@ -1154,15 +1162,6 @@ class MultiHeadAttention(keras.layers.Layer):
         if return_scores:
             return output, scores, cache
         return output, cache
-
-    def _project_query(self, query):
-        if self._fused:
-            kernel, bias = self._qkv_weights()
-            b = None if bias is None else bias[: self._q_width]
-            return self._project(query, kernel[:, : self._q_width], b)
-        q_kernel, q_bias = self._weights("query")
-        q = self._project(query, q_kernel * self._scale, None)
-        return q if q_bias is None else q + q_bias * self._scale
 
     # === N-D inputs: flatten to [B', T, D] ===
 

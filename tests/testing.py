@@ -376,8 +376,10 @@ def compute_gradients(fn, arrays):
     if backend == "jax":
         import jax
 
-        grads = jax.grad(total, argnums=tuple(range(len(arrays))))(*arrays)
-        return [np.asarray(g) for g in grads]
+        # One compiled program: much faster than JAX's op-by-op eager mode
+        # for loops (each eager `fori_loop` call compiles its body anew).
+        grad_fn = jax.jit(jax.grad(total, argnums=tuple(range(len(arrays)))))
+        return [np.asarray(g) for g in grad_fn(*arrays)]
     raise NotImplementedError(f"compute_gradients: backend {backend}")
 
 
@@ -413,6 +415,6 @@ def layer_gradients(layer, fn):
             ):
                 return sum(ops.sum(o) for o in _flatten(fn()))
 
-        grads = jax.grad(total)(originals)
+        grads = jax.jit(jax.grad(total))(originals)
         return [np.asarray(g) for g in grads]
     raise NotImplementedError(f"layer_gradients: backend {backend}")

@@ -15,7 +15,13 @@ from layers import MultiHeadAttention
 from tests.testing import layer_gradients
 from tests.testing import run_layer_test
 
-SETTINGS = settings(max_examples=20, deadline=None)
+# Shapes are drawn from small fixed sets so compiled kernels are reused. JAX
+# runs fewer examples: its eager mode recompiles every `fori_loop` (chunked
+# path) at each call; the TensorFlow run explores 20 examples per property.
+SETTINGS = settings(
+    max_examples=20 if keras.backend.backend() == "tensorflow" else 6,
+    deadline=None,
+)
 
 
 def _np(x):
@@ -123,7 +129,7 @@ def test_layer_contract_self_attention_gqa_causal():
     )
 
 
-def test_layer_contract_cross_attention_masks_dropout_output_shape():
+def test_layer_contract_cross_attention_masks_dropout_scores():
     rng = np.random.default_rng(1)
     x, y = _rand(rng, 2, 6, 8), _rand(rng, 2, 5, 12)
     run_layer_test(
@@ -137,42 +143,12 @@ def test_layer_contract_cross_attention_masks_dropout_output_shape():
             output_shape=(3, 2),
         ),
         [x, y],
-        (2, 6, 3, 2),
-        tensor_kwargs={"value_mask": rng.random((2, 5)) > 0.3},
-        call_kwargs={"use_causal_mask": True},
-    )
-
-
-def test_layer_contract_scores_with_dropout():
-    rng = np.random.default_rng(2)
-    x, y = _rand(rng, 2, 6, 8), _rand(rng, 2, 5, 8)
-    run_layer_test(
-        MultiHeadAttention,
-        dict(num_heads=2, key_dim=3, dropout=0.2, seed=2),
-        [x, y],
-        [(2, 6, 8), (2, 2, 6, 5)],
+        [(2, 6, 3, 2), (2, 2, 6, 5)],
         tensor_kwargs={
             "query_mask": rng.random((2, 6)) > 0.2,
             "value_mask": rng.random((2, 5)) > 0.3,
         },
-        call_kwargs={"return_attention_scores": True},
-    )
-
-
-def test_layer_contract_chunked_path():
-    x = _rand(np.random.default_rng(3), 2, 7, 8)
-    run_layer_test(
-        MultiHeadAttention,
-        dict(
-            num_heads=2,
-            key_dim=4,
-            attention_impl="chunked",
-            query_chunk_size=3,
-            key_chunk_size=2,
-        ),
-        [x, x],
-        (2, 7, 8),
-        call_kwargs={"use_causal_mask": True},
+        call_kwargs={"use_causal_mask": True, "return_attention_scores": True},
     )
 
 
@@ -291,50 +267,45 @@ def test_4d_inputs_match_keras_with_masks(axes):
         assert np.all(_np(scores)[np.broadcast_to(masked, scores.shape)] == 0)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_matches_keras_multi_head_attention_outputs_scores_gradients(causal):
+@pytest.mark.parametrize("impl", ["standard", "chunked"])
+def test_matches_keras_multi_head_attention_outputs_scores_gradients(impl):
     rng = np.random.default_rng(9)
     x, y = _rand(rng, 2, 6, 16), _rand(rng, 2, 6, 16)
     vmask = rng.random((2, 6)) > 0.3
     vmask[:, 0] = True
     theirs = keras.layers.MultiHeadAttention(4, 4)
     theirs(x, y)
-    for impl in ("standard", "chunked"):
-        ours = MultiHeadAttention(
-            4, 4, attention_impl=impl, query_chunk_size=4, key_chunk_size=4
+    ours = MultiHeadAttention(
+        4, 4, attention_impl=impl, query_chunk_size=4, key_chunk_size=4
+    )
+    ours(x, y)
+    _copy_from_keras(ours, theirs, 16)
+    for args, kw in (
+        ((x, x), dict(value_mask=vmask, use_causal_mask=True)),
+        ((x, y), dict(value_mask=vmask)),
+    ):
+        np.testing.assert_allclose(
+            _np(ours(*args, **kw)), _np(theirs(*args, **kw)), atol=2e-5
         )
-        ours(x, y)
-        _copy_from_keras(ours, theirs, 16)
-        for args in ((x, x), (x, y)):
-            kw = dict(value_mask=vmask, use_causal_mask=causal)
-            np.testing.assert_allclose(
-                _np(ours(*args, **kw)), _np(theirs(*args, **kw)), atol=2e-5
-            )
-            g_ours = layer_gradients(
-                ours, lambda a=args, k=kw, o=ours: o(*a, **k) ** 2
-            )
-            g_theirs = layer_gradients(
-                theirs, lambda a=args, k=kw: theirs(*a, **k) ** 2
-            )
-            qk, qb, kk, kb, vk, vb, ok, ob = g_theirs
-            mapped = [
-                np.concatenate(
-                    [
-                        qk.reshape(16, -1),
-                        kk.reshape(16, -1),
-                        vk.reshape(16, -1),
-                    ],
-                    1,
-                ),
-                np.concatenate([qb.ravel(), kb.ravel(), vb.ravel()]),
-                ok.reshape(16, 16),
-                ob,
-            ]
-            for got, want in zip(g_ours, mapped):
-                np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
-    _, s_ours = ours(x, y, use_causal_mask=causal, return_attention_scores=True)
+        g_ours = layer_gradients(ours, lambda a=args, k=kw: ours(*a, **k) ** 2)
+        g_theirs = layer_gradients(
+            theirs, lambda a=args, k=kw: theirs(*a, **k) ** 2
+        )
+        qk, qb, kk, kb, vk, vb, ok, ob = g_theirs
+        mapped = [
+            np.concatenate(
+                [qk.reshape(16, -1), kk.reshape(16, -1), vk.reshape(16, -1)],
+                1,
+            ),
+            np.concatenate([qb.ravel(), kb.ravel(), vb.ravel()]),
+            ok.reshape(16, 16),
+            ob,
+        ]
+        for got, want in zip(g_ours, mapped):
+            np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    _, s_ours = ours(x, y, use_causal_mask=True, return_attention_scores=True)
     _, s_theirs = theirs(
-        x, y, use_causal_mask=causal, return_attention_scores=True
+        x, y, use_causal_mask=True, return_attention_scores=True
     )
     np.testing.assert_allclose(_np(s_ours), _np(s_theirs), atol=2e-6)
 
@@ -546,10 +517,10 @@ def test_flash_attention_true_gives_the_standard_outputs():
     plain = MultiHeadAttention(2, 4, flash_attention=False)
     flash = MultiHeadAttention(2, 4, flash_attention=True)
     plain(x, x)
-    flash(x, x)
-    flash.set_weights(plain.get_weights())
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the fallback warns on TF/CPU
+        flash(x, x)
+        flash.set_weights(plain.get_weights())
         got = _np(flash(x, x, use_causal_mask=True))
         # Scores and dropout need the explicit path; no error either way.
         _, scores = flash(x, x, return_attention_scores=True)
@@ -648,13 +619,12 @@ def test_unknown_lengths_choose_the_path_at_run_time():
 
 @SETTINGS
 @given(
-    st.integers(1, 6),
-    st.integers(1, 6),
-    st.integers(0, 4),
+    st.sampled_from([(3, 4, 2), (5, 2, 3), (1, 3, 1)]),
     st.sampled_from(["standard", "chunked"]),
     st.integers(0, 2**31 - 1),
 )
-def test_property_padding_and_distribution(tq, tk, extra, impl, seed):
+def test_property_padding_and_distribution(lengths, impl, seed):
+    tq, tk, extra = lengths
     rng = np.random.default_rng(seed)
     x, y = _rand(rng, 2, tq, 8), _rand(rng, 2, tk + extra, 8)
     vmask = np.zeros((2, tk + extra), bool)
@@ -678,7 +648,7 @@ def test_property_padding_and_distribution(tq, tk, extra, impl, seed):
 
 @SETTINGS
 @given(
-    st.integers(2, 7),
+    st.sampled_from([4, 6]),
     st.sampled_from(["standard", "chunked", "dropout", "scores", "cache"]),
     st.integers(0, 2**31 - 1),
 )
@@ -736,8 +706,12 @@ def test_property_causal_masking_holds_in_every_path(t, path, seed):
 
 
 @SETTINGS
-@given(st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**31 - 1))
-def test_property_all_masked_queries_get_zero_weights_and_output(tq, tk, seed):
+@given(
+    st.sampled_from([(3, 4), (5, 2)]),
+    st.integers(0, 2**31 - 1),
+)
+def test_property_all_masked_queries_get_zero_weights_and_output(lengths, seed):
+    tq, tk = lengths
     rng = np.random.default_rng(seed)
     x, y = _rand(rng, 2, tq, 8), _rand(rng, 2, tk, 8)
     qmask = rng.random((2, tq)) > 0.5
