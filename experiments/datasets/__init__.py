@@ -1,0 +1,7 @@
+"""The project's TFDS builders for real corpora available offline.
+
+Importing a module registers its builder with TFDS, so `tfds.builder(name)`
+finds it. Keep this a plain list of imports.
+"""
+
+from experiments.datasets import digits
