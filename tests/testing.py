@@ -288,3 +288,43 @@ def set_layer_weights(layer, arrays):
     )
     for weight, value in zip(layer.weights, arrays):
         weight.assign(np.asarray(value, dtype=weight.dtype))
+
+
+def check_block_in_small_cnn(
+    block, image_shape=(8, 8, 3), filters=8, atol=1e-6, seed=0
+):
+    """Checks an image block inside `Conv2D -> block -> GAP -> Dense`.
+
+    The model trains one step (finite loss) and survives an in-process
+    `.keras` save/load with equal outputs. A block with
+    `data_format="channels_first"` gets `Permute` layers around it, so the
+    rest of the model stays channels_last. Returns the trained model.
+    """
+    data_format = getattr(block, "data_format", "channels_last")
+    inputs = keras.Input(image_shape, name="images")
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", activation="relu", name="stem"
+    )(inputs)
+    if data_format == "channels_first":
+        x = keras.layers.Permute((3, 1, 2), name="to_nchw")(x)
+    x = block(x)
+    if data_format == "channels_first":
+        x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(4, *image_shape)).astype("float32")
+    labels = rng.integers(0, 3, size=(4,))
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss), f"training loss is {loss}"
+    expected = _as_numpy(model(images))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cnn.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        _as_numpy(reloaded(images)), expected, atol=atol, rtol=1e-5
+    )
+    return model
