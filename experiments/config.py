@@ -92,6 +92,8 @@ class TrainConfig:
         clipnorm: gradient norm clipping (0: off).
         steps_per_execution: training steps per compiled call.
         jit_compile: XLA compilation; `None` lets Keras decide (off on CPU).
+        run_eagerly: run the training step eagerly (debugging; skips
+            `tf.function` tracing, so it also suits tiny smoke runs).
         deterministic: enable TensorFlow op determinism (slower; with the
             seed, two runs give identical metrics).
     """
@@ -108,6 +110,7 @@ class TrainConfig:
     clipnorm: float = 0.0
     steps_per_execution: int = 1
     jit_compile: bool | None = None
+    run_eagerly: bool = False
     deterministic: bool = False
 
 
@@ -213,8 +216,19 @@ _FALSE = ("false", "no", "off", "0")
 _NONE = ("none", "null")
 
 
+_TYPE_NAMES = {
+    bool: "a boolean (true/false)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a JSON object",
+}
+
+
 def _type_name(tp):
-    return getattr(tp, "__name__", str(tp))
+    origin = typing.get_origin(tp) or tp
+    return _TYPE_NAMES.get(origin, getattr(tp, "__name__", str(tp)))
 
 
 def parse_literal(text):

@@ -127,8 +127,13 @@ def run(
             f"Unknown strategy {strategy!r}. Choose one of: "
             f"{', '.join(training.STRATEGIES)}"
         )
-    path = out or rundir_lib.create_unique(runs_root, name)
     keras.backend.clear_session()
+    training.set_seed(config.seed, config.train.deterministic)
+    dist = training.make_strategy(strategy)
+    chief = training.is_chief(dist)
+    # Data before the run folder: missing data leaves no empty folder.
+    data = task.load_data(config, data_dir, dist)
+    path = out or rundir_lib.create_unique(runs_root, name)
     with rundir_lib.RunDir(path, config) as run_dir:
         checkpoints = run_dir.folder("checkpoints")
         resumed_from = _resume_epoch(checkpoints)
@@ -139,10 +144,6 @@ def run(
                 f"Resuming from the checkpoint of epoch {resumed_from}/"
                 f"{config.train.epochs}."
             )
-        training.set_seed(config.seed, config.train.deterministic)
-        dist = training.make_strategy(strategy)
-        chief = training.is_chief(dist)
-        data = task.load_data(config, data_dir, dist)
         with dist.scope():
             model = task.build_model(config, data)
             optimizer = training.build_optimizer(
@@ -156,6 +157,7 @@ def run(
                 loss=task.loss(config),
                 metrics=task.metrics(config, data),
                 steps_per_execution=config.train.steps_per_execution,
+                run_eagerly=config.train.run_eagerly,
                 **compile_kwargs,
             )
         _say(

@@ -14,6 +14,8 @@ from zoo.registry import list_models
 from zoo.registry import register_model
 
 # Model families (importing a family registers its models).
+from zoo import gmlp  # noqa: E402  isort: skip
+from zoo import mixer  # noqa: E402  isort: skip
 from zoo import resnet  # noqa: E402  isort: skip
 
 __all__ = [

@@ -1,14 +1,23 @@
 """Where an image model looks: attention maps of zoo image classifiers.
 
 `attention_maps(model, images)` returns `{name: [N, h, w] array}` for every
-kind of map the model supports:
+kind of map the model holds:
 
-- `"CAM"`: class activation map (Zhou et al. 2016, "Learning Deep Features
-  for Discriminative Localization") of the predicted class, for models
-  ending in global average pooling (`"pool"`) and a dense `"logits"` layer
-  — available for every ResNet, so attention variants can be compared
+- CBAM spatial maps (Woo et al. 2018) of the last block of every stage;
+- non-local blocks (Wang et al. 2018): the attention each position
+  receives, averaged over all query positions;
+- ViT attention rollout (Abnar & Zuidema 2020, "Quantifying Attention
+  Flow in Transformers"): head-averaged attention plus identity,
+  renormalised and multiplied through the layers, read from the class
+  token to the patches;
+- `"CAM"`: the class activation map (Zhou et al. 2016, "Learning Deep
+  Features for Discriminative Localization") of the predicted class, for
+  models ending in global average pooling (`"pool"`) and a dense
+  `"logits"` layer — every ResNet, so attention variants can be compared
   with the plain network.
 """
+
+import math
 
 import keras
 import numpy as np
@@ -16,6 +25,66 @@ import numpy as np
 
 def _to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _layer_inputs(model, layers, images):
+    probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
+    values = probe(images, training=False)
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return values
+
+
+def _last_per_stage(layers):
+    """The last layer of every `stageK_...` group (by name)."""
+    chosen = {}
+    for layer in layers:
+        chosen[layer.name.split("_")[0]] = layer
+    return list(chosen.values())
+
+
+def cbam_spatial_maps(model, images):
+    """`{name: [N, H, W]}` spatial gates of CBAM blocks (last per stage)."""
+    import layers as attention_layers
+
+    blocks = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, attention_layers.CBAM)
+    ]
+    blocks = _last_per_stage(blocks)
+    if not blocks:
+        return {}
+    maps = {}
+    for block, x in zip(blocks, _layer_inputs(model, blocks, images)):
+        _, (_, spatial) = block(x, return_attention_scores=True)
+        maps[f"CBAM spatial ({block.name})"] = _to_numpy(spatial)[..., 0]
+    return maps
+
+
+def non_local_maps(model, images):
+    """`{name: [N, h, w]}` attention received per position, non-local."""
+    import layers as attention_layers
+
+    blocks = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, attention_layers.NonLocalBlock)
+    ]
+    if not blocks:
+        return {}
+    maps = {}
+    for block, x in zip(blocks, _layer_inputs(model, blocks, images)):
+        _, affinity = block(x, return_attention_scores=True)
+        affinity = _to_numpy(affinity)  # [N, HW, H'W']
+        keys = affinity.shape[-1]
+        height = x.shape[1]
+        if block.sub_sample:
+            height = math.ceil(height / block.pool_size)
+        width = keys // height
+        received = affinity.mean(axis=1).reshape(-1, height, width)
+        maps[f"non-local ({block.name})"] = received
+    return maps
 
 
 def class_activation_maps(model, images):
@@ -49,6 +118,8 @@ def attention_maps(model, images):
     """
     images = np.asarray(images)
     maps = {}
+    maps.update(cbam_spatial_maps(model, images))
+    maps.update(non_local_maps(model, images))
     cam = class_activation_maps(model, images)
     if cam is not None:
         maps["CAM"] = cam

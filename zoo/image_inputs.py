@@ -33,3 +33,19 @@ def image_inputs(input_shape, num_classes):
     inputs = keras.Input(shape=shape, dtype="uint8", name="images")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     return inputs, x
+
+
+def check_patch_size(input_shape, patch_size):
+    """Raises `ValueError` unless `patch_size` tiles the image exactly."""
+    if not isinstance(patch_size, int) or patch_size <= 0:
+        raise ValueError(
+            "`patch_size` must be a positive integer. Received: "
+            f"patch_size={patch_size!r}"
+        )
+    height, width = tuple(input_shape)[:2]
+    if height % patch_size or width % patch_size:
+        raise ValueError(
+            f"Image size {height}x{width} is not divisible by `patch_size`. "
+            f"Received: patch_size={patch_size}, input_shape="
+            f"{tuple(input_shape)}"
+        )

@@ -176,14 +176,50 @@ def cifar_resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-_RESNET = dict(
-    task="image_classification",
-    inputs="uint8 images [B, H, W, C] (default 32x32x3)",
-    paper="He et al. 2016, Deep Residual Learning for Image Recognition",
-)
+_INPUTS = "uint8 images [B, H, W, C] (default 32x32x3)"
+_HE = "He et al. 2016, Deep Residual Learning for Image Recognition"
+_RESNET = dict(task="image_classification", inputs=_INPUTS, paper=_HE)
+_SE = dict(_RESNET, paper=f"{_HE}; Hu et al. 2018, Squeeze-and-Excitation")
+_CBAM = dict(_RESNET, paper=f"{_HE}; Woo et al. 2018, CBAM")
+_ECA = dict(_RESNET, paper=f"{_HE}; Wang et al. 2020, ECA-Net")
+_NL = dict(_RESNET, paper=f"{_HE}; Wang et al. 2018, Non-local Networks")
 
 # === Registered variants (one line each over the shared builder) ===
 register_model("resnet20", **_RESNET, depth=20)(cifar_resnet)
 register_model("resnet32", **_RESNET, depth=32)(cifar_resnet)
 register_model("resnet56", **_RESNET, depth=56)(cifar_resnet)
 register_model("resnet110", **_RESNET, depth=110)(cifar_resnet)
+register_model("se_resnet20", **_SE, depth=20, attention="se")(cifar_resnet)
+register_model("se_resnet32", **_SE, depth=32, attention="se")(cifar_resnet)
+register_model("se_resnet56", **_SE, depth=56, attention="se")(cifar_resnet)
+register_model("se_resnet110", **_SE, depth=110, attention="se")(cifar_resnet)
+register_model("cbam_resnet20", **_CBAM, depth=20, attention="cbam")(
+    cifar_resnet
+)
+register_model("cbam_resnet32", **_CBAM, depth=32, attention="cbam")(
+    cifar_resnet
+)
+register_model("cbam_resnet56", **_CBAM, depth=56, attention="cbam")(
+    cifar_resnet
+)
+register_model("cbam_resnet110", **_CBAM, depth=110, attention="cbam")(
+    cifar_resnet
+)
+register_model("eca_resnet20", **_ECA, depth=20, attention="eca")(cifar_resnet)
+register_model("eca_resnet32", **_ECA, depth=32, attention="eca")(cifar_resnet)
+register_model("eca_resnet56", **_ECA, depth=56, attention="eca")(cifar_resnet)
+register_model("eca_resnet110", **_ECA, depth=110, attention="eca")(
+    cifar_resnet
+)
+register_model("nonlocal_resnet20", **_NL, depth=20, attention="non_local")(
+    cifar_resnet
+)
+register_model("nonlocal_resnet32", **_NL, depth=32, attention="non_local")(
+    cifar_resnet
+)
+register_model("nonlocal_resnet56", **_NL, depth=56, attention="non_local")(
+    cifar_resnet
+)
+register_model("nonlocal_resnet110", **_NL, depth=110, attention="non_local")(
+    cifar_resnet
+)
