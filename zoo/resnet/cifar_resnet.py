@@ -96,8 +96,10 @@ def cifar_resnet(
     Args:
         depth: number of weighted layers, `6n + 2` (20, 32, 56, 110, ...).
         attention: `None`, `"se"`, `"cbam"`, `"eca"` (one block in every
-            residual branch, via `layers.get_attention`) or `"non_local"`
-            (one `NonLocalBlock` after each stage in `non_local_stages`).
+            residual branch, via `layers.get_attention`, which also takes
+            `"channel"`, `"spatial"`, aliases or a Layer class) or
+            `"non_local"` (one `NonLocalBlock` after each stage in
+            `non_local_stages`).
         input_shape: `(H, W, C)` of the uint8 input images.
         num_classes: number of output classes.
         width: filters of the first stage (doubled at each later stage).
@@ -125,10 +127,18 @@ def cifar_resnet(
             f"Received: depth={depth!r}"
         )
     if attention not in ATTENTIONS:
-        raise ValueError(
-            f"`attention` must be one of {ATTENTIONS}. Received: "
-            f"attention={attention!r}"
-        )
+        import layers
+
+        # Any block `layers.get_attention` knows ("channel", "spatial",
+        # aliases) or a Layer class; unknown names raise its ValueError.
+        try:
+            layers.get_attention(attention)
+        except ValueError as err:
+            raise ValueError(
+                f"`attention` must be one of {ATTENTIONS}, another name known "
+                f"to `layers.get_attention`, or a Layer class ({err}). "
+                f"Received: attention={attention!r}"
+            ) from None
     if shortcut not in SHORTCUTS:
         raise ValueError(
             f"`shortcut` must be one of {SHORTCUTS}. Received: "
