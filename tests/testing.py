@@ -143,6 +143,7 @@ def run_layer_test(
     run_mixed_precision=True,
     check_compute_output_shape=True,
     atol=1e-5,
+    train_output_index=0,
 ):
     """Runs the shared battery of layer checks and returns the built layer.
 
@@ -161,6 +162,9 @@ def run_layer_test(
         run_mixed_precision: call under `mixed_float16`/`mixed_bfloat16`.
         check_compute_output_shape: compare `compute_output_shape`.
         atol: tolerance of the save/load comparison.
+        train_output_index: which (flattened) output the training step
+            fits, e.g. a log-probability output whose gradient is the only
+            one reaching some weights (REINFORCE). Defaults to the first.
 
     Returns:
         The layer instance built by the eager call.
@@ -236,7 +240,7 @@ def run_layer_test(
             positional,
             tensor_kwargs,
             call_kwargs,
-            output_index=0,
+            output_index=train_output_index,
         )
         train_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         target = (
@@ -328,3 +332,69 @@ def check_block_in_small_cnn(
         _as_numpy(reloaded(images)), expected, atol=atol, rtol=1e-5
     )
     return model
+
+
+def compute_gradients(fn, arrays):
+    """Gradients of `sum(fn(*arrays))` w.r.t. `arrays`, on any backend.
+
+    `fn` maps backend tensors to one tensor (or a tuple: all are summed).
+    Returns a list of NumPy arrays.
+    """
+    arrays = [np.asarray(a, dtype="float32") for a in arrays]
+
+    def total(*args):
+        out = fn(*args)
+        return sum(ops.sum(o) for o in _flatten(out))
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            loss = total(*tensors)
+        return [_as_numpy(g) for g in tape.gradient(loss, tensors)]
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(total, argnums=tuple(range(len(arrays))))(*arrays)
+        return [np.asarray(g) for g in grads]
+    raise NotImplementedError(f"compute_gradients: backend {backend}")
+
+
+def layer_gradients(layer, fn):
+    """Gradients of `sum(fn())` w.r.t. `layer.trainable_variables`.
+
+    `fn` calls `layer` (already built) and returns a tensor or a tuple of
+    tensors (all summed). Returns a list of NumPy arrays in the order of
+    `layer.trainable_variables`.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = sum(ops.sum(o) for o in _flatten(fn()))
+        grads = tape.gradient(loss, layer.trainable_variables)
+        return [
+            np.zeros(v.shape, "float32") if g is None else _as_numpy(g)
+            for v, g in zip(layer.trainable_variables, grads)
+        ]
+    if backend == "jax":
+        import jax
+
+        variables = layer.trainable_variables
+        originals = [v.value for v in variables]
+
+        def total(values):
+            # Swap the variables' values for the traced ones (keras' JAX
+            # StatelessScope), so `fn` can call the layer as usual.
+            with keras.StatelessScope(
+                state_mapping=list(zip(variables, values))
+            ):
+                return sum(ops.sum(o) for o in _flatten(fn()))
+
+        grads = jax.grad(total)(originals)
+        return [np.asarray(g) for g in grads]
+    raise NotImplementedError(f"layer_gradients: backend {backend}")
