@@ -1,7 +1,9 @@
 """Ablation: the same experiment with several models and seeds, one table.
 
 `python -m experiments ablate digits_cbam_resnet20` trains the plain / SE /
-CBAM / ECA variants of the experiment's ResNet with seeds 0, 1, 2 (each a
+CBAM / ECA variants of the experiment's ResNet with seeds 0, 1, 2 (or the
+`--models` given, each a zoo name with optional `:key=value` builder
+arguments, e.g. `cbam_resnet20:attention_kwargs.kernel_size=3`; each a
 normal run folder under `--out`, resumable and skipped when finished),
 measures every variant's training-step time fairly (`experiments.timing`)
 and writes `ablation.md` and `ablation.json` with mean ± std of the task's
@@ -11,6 +13,7 @@ primary metric.
 import json
 import os
 import platform
+import re
 
 import numpy as np
 
@@ -29,6 +32,28 @@ def default_models(model_name):
         if base.startswith(prefix):
             base = base[len(prefix) :]
     return [base, f"se_{base}", f"cbam_{base}", f"eca_{base}"]
+
+
+def parse_model_spec(spec):
+    """`"cbam_resnet20:attention_kwargs.kernel_size=3"` -> overrides.
+
+    A spec is a zoo model name optionally followed by `:key=value` builder
+    arguments (dotted keys go into nested dicts), so one ablation can
+    compare settings of the same model.
+    """
+    name, *arguments = spec.split(":")
+    overrides = [f"model.name={name}"]
+    for argument in arguments:
+        if "=" not in argument:
+            raise UserError(
+                f"Model spec arguments are key=value. Received: {spec!r}"
+            )
+        overrides.append(f"model.kwargs.{argument}")
+    return overrides
+
+
+def _folder_name(spec):
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
 
 
 def _finished_metrics(path, config):
@@ -59,8 +84,8 @@ def ablate(
     out=None,
     data_dir=None,
     strategy="default",
-    timing_rounds=5,
-    timing_steps=20,
+    timing_rounds=50,
+    timing_steps=2,
     verbose="auto",
 ):
     """Runs the ablation and returns its results dict (see module doc)."""
@@ -77,7 +102,7 @@ def ablate(
         raise UserError("ablate needs at least one seed")
     configs = {}
     for model in models:
-        config = config_lib.apply_overrides(base, [f"model.name={model}"])
+        config = config_lib.apply_overrides(base, parse_model_spec(model))
         task.validate(config)
         configs[model] = config
     out = out or rundir_lib.create_unique("runs", f"ablate-{name}")
@@ -89,13 +114,13 @@ def ablate(
             seeded = config_lib.apply_overrides(
                 config, [f"seed={seed}", "export=false"]
             )
-            path = os.path.join(out, f"{model}-seed{seed}")
+            path = os.path.join(out, f"{_folder_name(model)}-seed{seed}")
             metrics = _finished_metrics(path, seeded)
             if metrics is None:
                 print(f"\n=== {model}, seed {seed} ===", flush=True)
                 metrics = runner.run(
                     seeded,
-                    name=f"{name}-{model}-seed{seed}",
+                    name=f"{name}-{_folder_name(model)}-seed{seed}",
                     out=path,
                     data_dir=data_dir,
                     strategy=strategy,

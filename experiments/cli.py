@@ -84,8 +84,9 @@ def build_parser():
     _add_run_options(p_ablate)
     p_ablate.add_argument(
         "--models",
-        help="comma-separated zoo models (default: plain/se/cbam/eca "
-        "variants of the experiment's model)",
+        help="comma-separated zoo models, each optionally with "
+        "builder arguments NAME:key=value[:key=value] (default: "
+        "plain/se/cbam/eca variants of the experiment's model)",
     )
     p_ablate.add_argument(
         "--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)"
@@ -95,7 +96,10 @@ def build_parser():
         help="folder of the ablation (default: runs/ablate-<name>-<time>)",
     )
     p_ablate.add_argument(
-        "--timing-rounds", type=int, default=5, help="step-timing rounds"
+        "--timing-rounds",
+        type=int,
+        default=50,
+        help="step-timing rounds (each times 2 steps of every model)",
     )
     return parser
 
@@ -211,5 +215,9 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            "interrupted: rerun the same command with --out <run folder> to "
+            "resume from the last finished epoch",
+            file=sys.stderr,
+        )
         return 130

@@ -119,6 +119,7 @@ def run(
     from experiments import training
     from experiments.tensorboard import ScalarLogger
 
+    run_start = time.perf_counter()
     task = get_task(config.task)
     task.validate(config)
     check_train_config(config.train)
@@ -138,7 +139,7 @@ def run(
         checkpoints = run_dir.folder("checkpoints")
         resumed_from = _resume_epoch(checkpoints)
         _record_start(run_dir, strategy, data_dir, resumed_from)
-        _say(f"Run folder: {run_dir.path}")
+        _say(f"Run folder: {run_dir.path} (to resume: --out {run_dir.path})")
         if resumed_from:
             _say(
                 f"Resuming from the checkpoint of epoch {resumed_from}/"
@@ -230,6 +231,9 @@ def run(
                 },
                 "devices": _devices(),
             }
+        )
+        metrics["wall_time_s_this_process"] = round(
+            time.perf_counter() - run_start, 2
         )
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
         _say(task.summary_line(metrics))

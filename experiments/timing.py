@@ -1,5 +1,6 @@
 """Fair training-step timing: the same batch for every model, after warm-up,
-models interleaved round by round so background load hits all alike."""
+models interleaved every couple of steps so that background load (other
+processes on a shared machine) hits all of them alike."""
 
 import time
 
@@ -22,7 +23,7 @@ def time_train_steps(model, batch, steps):
     return times
 
 
-def compare_step_times(models, batch, warmup=10, steps=20, rounds=5):
+def compare_step_times(models, batch, warmup=10, steps=2, rounds=50):
     """Median training-step time (ms) of each compiled model on one batch.
 
     Args:

@@ -13,8 +13,8 @@ kind of map the model holds:
 - `"CAM"`: the class activation map (Zhou et al. 2016, "Learning Deep
   Features for Discriminative Localization") of the predicted class, for
   models ending in global average pooling (`"pool"`) and a dense
-  `"logits"` layer — every ResNet, so attention variants can be compared
-  with the plain network.
+  `"logits"` layer — every ResNet (and, on the patch grid, Mixer and gMLP),
+  so attention variants can be compared with the plain networks.
 """
 
 import math
@@ -87,6 +87,52 @@ def non_local_maps(model, images):
     return maps
 
 
+def _patch_grid(model):
+    """`(rows, cols)` of the patch grid of a patch-based model, or `None`."""
+    try:
+        embedding = model.get_layer("patch_embedding")
+    except ValueError:
+        return None
+    patch = embedding.patch_size
+    ph, pw = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    height, width = model.inputs[0].shape[1:3]
+    return height // ph, width // pw
+
+
+def attention_rollout(model, images):
+    """ViT attention rollout from the class token: `[N, rows, cols]`.
+
+    Abnar & Zuidema 2020: per block, the head-averaged attention `A` plus
+    the identity (the residual connection), rows renormalised; the product
+    over blocks gives how much each input token flows into each output
+    token. The class token's row over the patch tokens is the map.
+    Returns `None` for models without attention layers or patch grid.
+    """
+    from layers import MultiHeadAttention
+
+    blocks = [
+        layer for layer in model.layers if isinstance(layer, MultiHeadAttention)
+    ]
+    grid = _patch_grid(model)
+    if not blocks or grid is None:
+        return None
+    probe = keras.Model(model.inputs[0], [b.output[1] for b in blocks])
+    scores = probe(images, training=False)
+    if not isinstance(scores, (list, tuple)):
+        scores = [scores]
+    rollout = None
+    for score in scores:
+        attention = _to_numpy(score).mean(axis=1)  # [N, T, T]
+        attention = attention + np.eye(attention.shape[-1])
+        attention /= attention.sum(axis=-1, keepdims=True)
+        rollout = attention if rollout is None else attention @ rollout
+    tokens = rollout.shape[-1]
+    patches = grid[0] * grid[1]
+    if tokens != patches + 1:
+        return None
+    return rollout[:, 0, 1:].reshape(-1, *grid)
+
+
 def class_activation_maps(model, images):
     """CAM of the predicted class: `[N, h, w]`, or `None` if unsupported."""
     try:
@@ -95,10 +141,15 @@ def class_activation_maps(model, images):
     except ValueError:
         return None
     features = pool.input
-    if len(features.shape) != 4:
+    grid = _patch_grid(model)
+    if len(features.shape) == 3 and grid is not None:
+        pass  # tokens [N, rows * cols, C] of a patch model: reshaped below
+    elif len(features.shape) != 4:
         return None
     probe = keras.Model(model.inputs[0], [features, model.outputs[0]])
     feats, probs = (_to_numpy(t) for t in probe(images, training=False))
+    if feats.ndim == 3:
+        feats = feats.reshape(feats.shape[0], *grid, feats.shape[-1])
     kernel = _to_numpy(logits.kernel)  # [C, num_classes]
     weights = kernel[:, probs.argmax(-1)].T  # [N, C]
     cam = np.einsum("nhwc,nc->nhw", feats, weights)
@@ -120,6 +171,9 @@ def attention_maps(model, images):
     maps = {}
     maps.update(cbam_spatial_maps(model, images))
     maps.update(non_local_maps(model, images))
+    rollout = attention_rollout(model, images)
+    if rollout is not None:
+        maps["attention rollout"] = rollout
     cam = class_activation_maps(model, images)
     if cam is not None:
         maps["CAM"] = cam

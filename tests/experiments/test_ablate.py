@@ -68,3 +68,16 @@ def test_ablation_table(tmp_path, digits_dir):
     )
     for a, b in zip(summary["rows"], again["rows"]):
         assert a["test_accuracy_per_seed"] == b["test_accuracy_per_seed"]
+
+
+def test_model_specs_carry_builder_arguments():
+    assert ablate.parse_model_spec(
+        "cbam_resnet20:attention_kwargs.kernel_size=3"
+    ) == [
+        "model.name=cbam_resnet20",
+        "model.kwargs.attention_kwargs.kernel_size=3",
+    ]
+    from experiments.errors import UserError
+
+    with pytest.raises(UserError, match="key=value"):
+        ablate.parse_model_spec("cbam_resnet20:oops")
