@@ -210,6 +210,9 @@ def _timing_columns(times, model, reference):
         "step_time_p90_ms": times[model]["p90_ms"],
         "step_time_ratio": times[model]["median_ms"]
         / times[reference]["median_ms"],
+        "step_cpu_time_ms": times[model]["cpu_median_ms"],
+        "step_cpu_time_ratio": times[model]["cpu_median_ms"]
+        / times[reference]["cpu_median_ms"],
     }
 
 
@@ -220,9 +223,10 @@ def markdown_table(summary):
     timing = summary["timing"]
     if summary["batch_size"]:
         how = (
-            f"step time: median of {timing['rounds']} x "
-            f"{timing['steps_per_round']} training steps on one batch of "
-            f"{summary['batch_size']} after warm-up, models interleaved"
+            f"step time: median wall and process CPU time of "
+            f"{timing['rounds']} x {timing['steps_per_round']} training "
+            f"steps on one batch of {summary['batch_size']} after warm-up, "
+            "models interleaved"
         )
     else:
         how = "step time not measured"
@@ -231,19 +235,22 @@ def markdown_table(summary):
         f"({summary['epochs']} epochs, seeds {seeds}; {how}).",
         "",
         f"| model | parameters | {metric} (mean ± std) | per seed | "
-        "step time (ms) | vs. first |",
-        "|---|---:|---:|---|---:|---:|",
+        "step time (ms) | vs. first | CPU time/step (ms) | vs. first |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in summary["rows"]:
         per_seed = ", ".join(f"{v:.4f}" for v in row[f"{metric}_per_seed"])
         if row["step_time_ms"] is None:
-            step, ratio = "–", "–"
+            timing = "– | – | – | –"
         else:
-            step = f"{row['step_time_ms']:.1f}"
-            ratio = f"{row['step_time_ratio']:.2f}x"
+            timing = (
+                f"{row['step_time_ms']:.1f} | {row['step_time_ratio']:.2f}x | "
+                f"{row['step_cpu_time_ms']:.1f} | "
+                f"{row['step_cpu_time_ratio']:.2f}x"
+            )
         lines.append(
             f"| {row['model']} | {row['num_parameters']:,} | "
             f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f} | "
-            f"{per_seed} | {step} | {ratio} |"
+            f"{per_seed} | {timing} |"
         )
     return "\n".join(lines) + "\n"

@@ -107,6 +107,7 @@ def test_compare_step_times_interleaves_and_reports():
     for value in times.values():
         assert value["steps"] == 6
         assert 0 < value["p10_ms"] <= value["median_ms"] <= value["p90_ms"]
+        assert value["cpu_median_ms"] >= 0
 
 
 def test_markdown_table_with_step_times():
@@ -126,12 +127,15 @@ def test_markdown_table_with_step_times():
                 "test_accuracy_per_seed": [0.4, 0.6],
                 "step_time_ms": 10.0,
                 "step_time_ratio": 1.0,
+                "step_cpu_time_ms": 15.0,
+                "step_cpu_time_ratio": 1.0,
             }
         ],
     }
     table = ablate.markdown_table(summary)
-    assert (
-        "| a | 1,000 | 0.5000 ± 0.1000 | 0.4000, 0.6000 | 10.0 | 1.00x |"
-        in table
+    row = (
+        "| a | 1,000 | 0.5000 ± 0.1000 | 0.4000, 0.6000 | 10.0 | 1.00x | "
+        "15.0 | 1.00x |"
     )
-    assert "median of 50 x 2 training steps on one batch of 64" in table
+    assert row in table
+    assert "50 x 2 training steps on one batch of 64" in table
