@@ -119,18 +119,33 @@ def _dense_attention(q, kt, v, mask, keep, groups, return_weights):
                 axis=-1,
                 keepdims=True,
             )
-            d_probs = ops.cast(
-                ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32"
-            )
-            if keep is not None:
-                d_probs = d_probs * keep
-            if d_weights is not None:
-                d_weights = ops.cast(d_weights, "float32")
-                d_probs = d_probs + d_weights
-                delta = delta + ops.sum(
-                    weights * d_weights, axis=-1, keepdims=True
+            vt = ops.swapaxes(v, -1, -2)
+            if (
+                keep is None
+                and d_weights is None
+                and keras.backend.standardize_dtype(dtype) == "float32"
+            ):
+                # dP - delta as one matmul, [dO, -delta] @ [V^T; 1]: one
+                # pass less over the [T, S] tensors, which are what costs
+                # (memory-bound) on CPU.
+                ones = ops.ones_like(vt[..., :1, :])
+                shifted = ops.matmul(
+                    ops.concatenate([d_out, -delta], axis=-1),
+                    ops.concatenate([vt, ones], axis=-2),
                 )
-            d_logits = ops.cast(weights * (d_probs - delta), q.dtype)
+                d_logits = weights * shifted
+            else:
+                d_probs = ops.cast(ops.matmul(d_out, vt), "float32")
+                if keep is not None:
+                    d_probs = d_probs * keep
+                if d_weights is not None:
+                    d_weights = ops.cast(d_weights, "float32")
+                    d_probs = d_probs + d_weights
+                    delta = delta + ops.sum(
+                        weights * d_weights, axis=-1, keepdims=True
+                    )
+                d_logits = weights * (d_probs - delta)
+            d_logits = ops.cast(d_logits, q.dtype)
             dq = ops.matmul(d_logits, ops.swapaxes(kt, -1, -2))
             dkt = ops.matmul(ops.swapaxes(q, -1, -2), d_logits)
             dvt = ops.matmul(ops.swapaxes(d_out, -1, -2), probs)
