@@ -97,7 +97,7 @@ def ablate(
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)
-    models = list(models or default_models(base.model.name))
+    models = list(models or task.ablation_models(base))
     if len(seeds) < 1:
         raise UserError("ablate needs at least one seed")
     configs = {}
