@@ -263,6 +263,25 @@ def test_export_serves_raw_strings_in_a_fresh_process(finished_run, tmp_path):
     assert os.path.exists(tmp_path / "word_attention.png")
 
 
+def test_attention_pictures_from_the_exported_model(
+    finished_run, tmp_path, capsys
+):
+    from experiments import text_attention
+
+    out, _ = finished_run
+    code = text_attention.main(
+        [out, "a good fun film", "Ünïcödé !", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    assert "most attended: " in capsys.readouterr().out
+    with open(tmp_path / "word_attention.html") as f:
+        html = f.read()
+    assert html.count('<span class="w"') == 4 + 2
+    assert os.path.exists(tmp_path / "word_attention.png")
+    assert text_attention.main([str(tmp_path), "text"]) == 2
+    assert "holds no SavedModel" in capsys.readouterr().err
+
+
 # --- A prepared TFDS directory with other keys and empty texts ----------
 
 
