@@ -130,26 +130,33 @@ def ablate(
                 print(f"{model}, seed {seed}: finished earlier, reusing.")
             results.setdefault(model, []).append(metrics)
 
-    # Step time: every variant on the same batch, after warm-up, interleaved.
-    print("\nTiming training steps (same batch, after warm-up)...", flush=True)
-    keras.backend.clear_session()
-    training.set_seed(0)
-    data = task.load_data(base, data_dir, None)
-    batch = task.timing_batch(data)
-    compiled = {}
-    for model, config in configs.items():
-        net = task.build_model(config, data)
-        net.compile(
-            optimizer=training.build_optimizer(
-                config.train, data.steps_per_epoch
-            ),
-            loss=task.loss(config),
+    times = {}
+    batch_size = None
+    if timing_rounds > 0:
+        # Step time: every variant on the same batch, after warm-up,
+        # interleaved.
+        print(
+            "\nTiming training steps (same batch, after warm-up)...",
+            flush=True,
         )
-        compiled[model] = net
-    times = timing.compare_step_times(
-        compiled, batch, steps=timing_steps, rounds=timing_rounds
-    )
-    reference = times[models[0]]["median_ms"]
+        keras.backend.clear_session()
+        training.set_seed(0)
+        data = task.load_data(base, data_dir, None)
+        batch = task.timing_batch(data)
+        batch_size = int(np.shape(keras.tree.flatten(batch[0])[0])[0])
+        compiled = {}
+        for model, config in configs.items():
+            net = task.build_model(config, data)
+            net.compile(
+                optimizer=training.build_optimizer(
+                    config.train, data.steps_per_epoch
+                ),
+                loss=task.loss(config),
+            )
+            compiled[model] = net
+        times = timing.compare_step_times(
+            compiled, batch, steps=timing_steps, rounds=timing_rounds
+        )
     metric = task.primary_metric
     rows = []
     for model in models:
@@ -163,10 +170,7 @@ def ablate(
                 f"{metric}_std": std,
                 f"{metric}_per_seed": values,
                 "seeds": list(seeds),
-                "step_time_ms": times[model]["median_ms"],
-                "step_time_p10_ms": times[model]["p10_ms"],
-                "step_time_p90_ms": times[model]["p90_ms"],
-                "step_time_ratio": times[model]["median_ms"] / reference,
+                **_timing_columns(times, model, models[0]),
                 "train_time_s_mean": float(
                     np.mean(
                         [m["train_time_s_all_epochs"] for m in results[model]]
@@ -179,7 +183,7 @@ def ablate(
         "overrides": list(overrides),
         "epochs": base.train.epochs,
         "metric": metric,
-        "batch_size": int(np.shape(batch[0])[0]),
+        "batch_size": batch_size,
         "timing": {"rounds": timing_rounds, "steps_per_round": timing_steps},
         "machine": {
             "cpus": os.cpu_count(),
@@ -197,28 +201,56 @@ def ablate(
     return summary
 
 
+def _timing_columns(times, model, reference):
+    if not times:
+        return {"step_time_ms": None, "step_time_ratio": None}
+    return {
+        "step_time_ms": times[model]["median_ms"],
+        "step_time_p10_ms": times[model]["p10_ms"],
+        "step_time_p90_ms": times[model]["p90_ms"],
+        "step_time_ratio": times[model]["median_ms"]
+        / times[reference]["median_ms"],
+        "step_cpu_time_ms": times[model]["cpu_median_ms"],
+        "step_cpu_time_ratio": times[model]["cpu_median_ms"]
+        / times[reference]["cpu_median_ms"],
+    }
+
+
 def markdown_table(summary):
     """The ablation as a markdown table (mean ± std over seeds)."""
     metric = summary["metric"]
     seeds = summary["rows"][0]["seeds"]
+    timing = summary["timing"]
+    if summary["batch_size"]:
+        how = (
+            f"step time: median wall and process CPU time of "
+            f"{timing['rounds']} x {timing['steps_per_round']} training "
+            f"steps on one batch of {summary['batch_size']} after warm-up, "
+            "models interleaved"
+        )
+    else:
+        how = "step time not measured"
     lines = [
         f"Ablation of `{summary['experiment']}` "
-        f"({summary['epochs']} epochs, seeds {seeds}; step time: median "
-        f"of {summary['timing']['rounds']} x "
-        f"{summary['timing']['steps_per_round']} training steps on one "
-        f"batch of {summary['batch_size']} after warm-up, models "
-        "interleaved).",
+        f"({summary['epochs']} epochs, seeds {seeds}; {how}).",
         "",
         f"| model | parameters | {metric} (mean ± std) | per seed | "
-        "step time (ms) | vs. first |",
-        "|---|---:|---:|---|---:|---:|",
+        "step time (ms) | vs. first | CPU time/step (ms) | vs. first |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in summary["rows"]:
         per_seed = ", ".join(f"{v:.4f}" for v in row[f"{metric}_per_seed"])
+        if row["step_time_ms"] is None:
+            timing = "– | – | – | –"
+        else:
+            timing = (
+                f"{row['step_time_ms']:.1f} | {row['step_time_ratio']:.2f}x | "
+                f"{row['step_cpu_time_ms']:.1f} | "
+                f"{row['step_cpu_time_ratio']:.2f}x"
+            )
         lines.append(
             f"| {row['model']} | {row['num_parameters']:,} | "
             f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f} | "
-            f"{per_seed} | {row['step_time_ms']:.1f} | "
-            f"{row['step_time_ratio']:.2f}x |"
+            f"{per_seed} | {timing} |"
         )
     return "\n".join(lines) + "\n"

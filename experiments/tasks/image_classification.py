@@ -9,6 +9,8 @@ matrix and attention maps. Export: uint8 images in -> probabilities and
 label names out.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -288,12 +290,12 @@ class ImageClassificationTask(Task):
             zero_division=0,
             output_dict=True,
         )
-        write_text(f"{run_dir}/classification_report.txt", report)
+        write_text(os.path.join(run_dir, "classification_report.txt"), report)
         matrix = skm.confusion_matrix(labels, predicted, labels=list(range(n)))
-        write_json(f"{run_dir}/confusion_matrix.json", matrix.tolist())
+        write_json(
+            os.path.join(run_dir, "confusion_matrix.json"), matrix.tolist()
+        )
         if config.eval.plots:
-            import os
-
             folder = os.path.join(run_dir, "plots")
             os.makedirs(folder, exist_ok=True)
             plots.confusion_matrix(

@@ -206,17 +206,28 @@ def test_zero_pad_shortcut_layer():
 
 
 @pytest.mark.parametrize(
-    "name, expected",
+    "name, kwargs, expected",
     [
-        ("resnet20", {"CAM"}),
-        ("cbam_resnet20", {"CAM", "CBAM spatial (stage1_block1_cbam)"}),
-        ("nonlocal_resnet20", {"CAM", "non-local (stage2_non_local)"}),
+        ("resnet20", {"depth": 8}, {"CAM"}),
+        (
+            "cbam_resnet20",
+            {"depth": 8},  # one block per stage: its map is each stage's
+            {"CAM"}
+            | {f"CBAM spatial (stage{i}_block1_cbam)" for i in (1, 2, 3)},
+        ),
+        (
+            "nonlocal_resnet20",
+            {"depth": 8},
+            {"CAM", "non-local (stage2_non_local)"},
+        ),
+        ("vit_tiny", {"depth": 2, "patch_size": 2}, {"attention rollout"}),
+        ("mixer_tiny", {"depth": 1, "patch_size": 2}, {"CAM"}),
     ],
 )
-def test_attention_maps(name, expected):
-    model = zoo.build(name, input_shape=(8, 8, 1), depth=8)
+def test_attention_maps(name, kwargs, expected):
+    model = zoo.build(name, input_shape=(8, 8, 1), **kwargs)
     maps = zoo.attention_maps(model, np.zeros((3, 8, 8, 1), "uint8") + 9)
-    assert expected <= set(maps)
+    assert set(maps) == expected
     for value in maps.values():
         assert value.ndim == 3 and value.shape[0] == 3
         assert np.all(np.isfinite(value))
@@ -229,3 +240,36 @@ def test_attention_maps(name, expected):
         assert received.shape == (3, 4, 4)
         # Each query's weights sum to one, so the mean received sums to 1.
         np.testing.assert_allclose(received.sum((1, 2)), 1.0, rtol=1e-4)
+    if name == "vit_tiny":
+        rollout = maps["attention rollout"]
+        assert rollout.shape == (3, 4, 4)  # the 4x4 grid of 2x2 patches
+        # Rows of the rollout are distributions over all 1 + 16 tokens.
+        assert np.all(rollout >= 0) and np.all(rollout.sum((1, 2)) < 1)
+
+
+def test_attention_rollout_matches_a_hand_computation():
+    from zoo.attention_maps import attention_rollout
+
+    model = zoo.build(
+        "vit_tiny",
+        input_shape=(4, 4, 1),
+        patch_size=2,
+        depth=2,
+        embed_dim=12,
+        num_heads=3,
+        mlp_dim=8,
+    )
+    images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 1), "uint8")
+    blocks = [layer for layer in model.layers if "attention" in layer.name]
+    probe = keras.Model(model.inputs[0], [b.output[1] for b in blocks])
+    scores = [np.asarray(s) for s in probe(images)]
+    expected = np.eye(5)[None]
+    for score in scores:
+        a = score.mean(1) + np.eye(5)
+        a = a / a.sum(-1, keepdims=True)
+        expected = a @ expected
+    np.testing.assert_allclose(
+        attention_rollout(model, images),
+        expected[:, 0, 1:].reshape(2, 2, 2),
+        rtol=1e-5,
+    )
