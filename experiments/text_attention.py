@@ -51,8 +51,7 @@ def draw(path, texts, out, title=None):
     outputs = serve(path, texts)
     attended = from_outputs(texts, outputs)
     captions = [
-        f"predicted {label.decode('utf-8', 'replace')} "
-        f"(p={probs.max():.2f})"
+        f"predicted {label.decode('utf-8', 'replace')} (p={probs.max():.2f})"
         for label, probs in zip(outputs["label"], outputs["probabilities"])
     ]
     os.makedirs(out, exist_ok=True)
@@ -76,9 +75,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     for record in records:
-        top = sorted(
-            zip(record["weights"], record["tokens"]), reverse=True
-        )[:3]
+        top = sorted(zip(record["weights"], record["tokens"]), reverse=True)[:3]
         words = ", ".join(f"{t} ({w:.2f})" for w, t in top)
         print(f"{record['caption']}: most attended: {words or '-'}")
     print(f"Written to {os.path.join(args.out, 'word_attention.html')}")

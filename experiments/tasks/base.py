@@ -56,6 +56,8 @@ class Task:
     name = ""
     # Key of the metric `ablate` compares (in the dict `evaluate` returns).
     primary_metric = "test_accuracy"
+    # Further metrics `ablate` tabulates (mean ± std) beside it.
+    secondary_metrics = ()
 
     # --- Validation, before any data is read ---------------------------
     def validate(self, config):
@@ -126,6 +128,11 @@ class Task:
     def ablation_models(self, config):
         """Model specs `ablate` compares when no `--models` are given."""
         return [config.model.name]
+
+    def ablation_notes(self, results):
+        """Lines printed under the ablation table (e.g. a reference
+        baseline); `results` maps model spec -> per-seed metrics dicts."""
+        return []
 
     def timing_batch(self, data):
         """One `(inputs, targets)` batch for step-time measurements."""

@@ -76,6 +76,7 @@ class TextClassificationTask(Task):
 
     name = "text_classification"
     primary_metric = "test_accuracy"
+    secondary_metrics = ("test_macro_f1",)
 
     def validate(self, config):
         cfg = config.data
@@ -106,6 +107,23 @@ class TextClassificationTask(Task):
         from experiments.configs.text_classification import ABLATION_MODELS
 
         return list(ABLATION_MODELS)
+
+    def ablation_notes(self, results):
+        # The baseline sees the same split in every run (it has no seed).
+        scores = {
+            round(m["baseline_tfidf_logreg"]["test_accuracy"], 6)
+            for runs in results.values()
+            for m in runs
+            if "baseline_tfidf_logreg" in m
+        }
+        if not scores:
+            return []
+        return [
+            "Same-split reference: TF-IDF (word 1-2 grams) + logistic "
+            "regression, test accuracy "
+            + ", ".join(f"{s:.4f}" for s in sorted(scores))
+            + "."
+        ]
 
     # --- Data -----------------------------------------------------------
     def _examples(self, builder, split, cfg, max_examples):

@@ -500,3 +500,54 @@ def test_ablation_compares_attention_maxpool_hard_and_transformer():
 def test_unknown_task_options_are_user_errors(movie_dir):
     with pytest.raises(UserError, match="data.text_key is empty"):
         runner.run(_config(extra=["data.text_key= "]), data_dir=movie_dir)
+
+
+def test_ablation_table_has_macro_f1_and_the_baseline():
+    from experiments import ablate
+
+    task = get_task("text_classification")
+    runs = {
+        "bigru_attention": [
+            {
+                "test_accuracy": 0.8,
+                "test_macro_f1": 0.79,
+                "baseline_tfidf_logreg": {"test_accuracy": 0.77},
+            },
+            {
+                "test_accuracy": 0.7,
+                "test_macro_f1": 0.69,
+                "baseline_tfidf_logreg": {"test_accuracy": 0.77},
+            },
+        ]
+    }
+    notes = task.ablation_notes(runs)
+    assert notes == [
+        "Same-split reference: TF-IDF (word 1-2 grams) + logistic "
+        "regression, test accuracy 0.7700."
+    ]
+    row = {
+        "model": "bigru_attention",
+        "num_parameters": 1234,
+        "seeds": [0, 1],
+        "test_accuracy_mean": 0.75,
+        "test_accuracy_std": 0.0707,
+        "test_accuracy_per_seed": [0.8, 0.7],
+        "test_macro_f1_mean": 0.74,
+        "test_macro_f1_std": 0.0707,
+        "step_time_ms": None,
+    }
+    table = ablate.markdown_table(
+        {
+            "experiment": "movie_sentences",
+            "epochs": 3,
+            "metric": task.primary_metric,
+            "secondary_metrics": list(task.secondary_metrics),
+            "batch_size": None,
+            "timing": {"rounds": 0, "steps_per_round": 2},
+            "rows": [row],
+            "notes": notes,
+        }
+    )
+    assert "| test_macro_f1 (mean ± std) |" in table
+    assert "| 0.7500 ± 0.0707 | 0.8000, 0.7000 | 0.7400 ± 0.0707 |" in table
+    assert table.rstrip().endswith("test accuracy 0.7700.")
