@@ -243,7 +243,7 @@ def test_export_serves_raw_strings_in_a_fresh_process(finished_run, tmp_path):
     assert served["empty_shapes"]["tokens"] == [0, 12]
     assert served["errors"] == {
         "float": "InvalidArgumentError",
-        "rank2": "ValueError",
+        "rank2": "InvalidArgumentError",
     }
 
     # The word-attention pictures can be drawn from the served outputs.
