@@ -78,8 +78,10 @@ ABLATION_MODELS = (
     "transformer_classifier",
 )
 
-# Sentences: 99% of them have <= 41 tokens, the longest 51 (Pang & Lee
-# tokenisation); HAN reads each as (mostly) one sentence.
+# Sentences: 99% of them have <= 41 tokens, the longest 51; HAN reads
+# each as (mostly) one sentence. Word dropout 0.3 on the embeddings; the
+# recipe (3 epochs, AdamW 2e-3 with decay 0.01, tokens seen once -> [UNK])
+# was chosen on the validation split with bigru_attention, seed 0.
 _SENTENCE_KWARGS = {
     "han": {"max_sentences": 4, "sentence_length": 48},
 }
@@ -88,6 +90,7 @@ _SENTENCE_KWARGS = {
 def movie_sentences_experiment(model="bigru_attention"):
     """Offline movie-review sentences, a few minutes per model on 2 cores."""
     kwargs = dict(_SENTENCE_KWARGS.get(model, {"sequence_length": 48}))
+    kwargs["embedding_dropout"] = 0.3
     return ExperimentConfig(
         task="text_classification",
         data=TextDataConfig(
@@ -98,13 +101,14 @@ def movie_sentences_experiment(model="bigru_attention"):
             batch_size=32,
             eval_batch_size=256,
             vocabulary_size=20000,
+            min_token_count=2,
         ),
         model=ModelConfig(name=model, kwargs=kwargs),
         train=TrainConfig(
-            epochs=6,
+            epochs=3,
             optimizer="adamw",
             learning_rate=2e-3,
-            weight_decay=1e-4,
+            weight_decay=0.01,
             schedule="cosine",
             warmup_epochs=0,
             clipnorm=1.0,
