@@ -85,8 +85,9 @@ def build_parser():
     p_ablate.add_argument(
         "--models",
         help="comma-separated zoo models, each optionally with "
-        "builder arguments NAME:key=value[:key=value] (default: "
-        "plain/se/cbam/eca variants of the experiment's model)",
+        "builder arguments NAME:key=value[:key=value] (default: the "
+        "task's comparison, e.g. plain/se/cbam/eca variants of a ResNet, "
+        "attention/max-pool/hard-attention/Transformer for text)",
     )
     p_ablate.add_argument(
         "--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)"

@@ -17,6 +17,7 @@ from zoo.registry import register_model
 from zoo import gmlp  # noqa: E402  isort: skip
 from zoo import mixer  # noqa: E402  isort: skip
 from zoo import resnet  # noqa: E402  isort: skip
+from zoo import text  # noqa: E402  isort: skip
 from zoo import vit  # noqa: E402  isort: skip
 
 __all__ = [
