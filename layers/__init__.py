@@ -5,6 +5,8 @@ registered as serialisable under the package name `attention_zoo`.
 """
 
 from layers.attention import Attention
+from layers.attention_rnn import AttentionRNN
+from layers.attention_rnn_cell import AttentionRNNCell
 from layers.bahdanau_attention import BahdanauAttention
 from layers.luong_attention import LuongAttention
 from layers.masking import causal_mask

@@ -12,6 +12,9 @@ from zoo.registry import get_model_info
 from zoo.registry import list_models
 from zoo.registry import register_model
 
+# Model modules (importing registers their models).
+from zoo import translation  # noqa: E402  isort: skip
+
 __all__ = [
     "TASKS",
     "ModelInfo",
