@@ -148,6 +148,7 @@ def run_layer_test(
     run_mixed_precision=True,
     check_compute_output_shape=True,
     atol=1e-5,
+    train_output_index=0,
 ):
     """Runs the shared battery of layer checks and returns the built layer.
 
@@ -166,6 +167,9 @@ def run_layer_test(
         run_mixed_precision: call under `mixed_float16`/`mixed_bfloat16`.
         check_compute_output_shape: compare `compute_output_shape`.
         atol: tolerance of the save/load comparison.
+        train_output_index: which (flattened) output the training step
+            fits, e.g. a log-probability output whose gradient is the only
+            one reaching some weights (REINFORCE). Defaults to the first.
 
     Returns:
         The layer instance built by the eager call.
@@ -241,7 +245,7 @@ def run_layer_test(
             positional,
             tensor_kwargs,
             call_kwargs,
-            output_index=0,
+            output_index=train_output_index,
         )
         train_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         target = (
@@ -306,3 +310,109 @@ def run_docstring_example(obj):
     for i, block in enumerate(blocks):
         code = compile(block, f"<{obj.__qualname__} example {i}>", "exec")
         exec(code, {"__name__": f"example_{obj.__qualname__}"})
+
+
+def check_block_in_small_cnn(
+    block, image_shape=(8, 8, 3), filters=8, atol=1e-6, seed=0
+):
+    """Checks an image block inside `Conv2D -> block -> GAP -> Dense`.
+
+    The model trains one step (finite loss) and survives an in-process
+    `.keras` save/load with equal outputs. A block with
+    `data_format="channels_first"` gets `Permute` layers around it, so the
+    rest of the model stays channels_last. Returns the trained model.
+    """
+    data_format = getattr(block, "data_format", "channels_last")
+    inputs = keras.Input(image_shape, name="images")
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", activation="relu", name="stem"
+    )(inputs)
+    if data_format == "channels_first":
+        x = keras.layers.Permute((3, 1, 2), name="to_nchw")(x)
+    x = block(x)
+    if data_format == "channels_first":
+        x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(4, *image_shape)).astype("float32")
+    labels = rng.integers(0, 3, size=(4,))
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss), f"training loss is {loss}"
+    expected = _as_numpy(model(images))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cnn.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        _as_numpy(reloaded(images)), expected, atol=atol, rtol=1e-5
+    )
+    return model
+
+
+def compute_gradients(fn, arrays):
+    """Gradients of `sum(fn(*arrays))` w.r.t. `arrays`, on any backend.
+
+    `fn` maps backend tensors to one tensor (or a tuple: all are summed).
+    Returns a list of NumPy arrays.
+    """
+    arrays = [np.asarray(a, dtype="float32") for a in arrays]
+
+    def total(*args):
+        out = fn(*args)
+        return sum(ops.sum(o) for o in _flatten(out))
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            loss = total(*tensors)
+        return [_as_numpy(g) for g in tape.gradient(loss, tensors)]
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(total, argnums=tuple(range(len(arrays))))(*arrays)
+        return [np.asarray(g) for g in grads]
+    raise NotImplementedError(f"compute_gradients: backend {backend}")
+
+
+def layer_gradients(layer, fn):
+    """Gradients of `sum(fn())` w.r.t. `layer.trainable_variables`.
+
+    `fn` calls `layer` (already built) and returns a tensor or a tuple of
+    tensors (all summed). Returns a list of NumPy arrays in the order of
+    `layer.trainable_variables`.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = sum(ops.sum(o) for o in _flatten(fn()))
+        grads = tape.gradient(loss, layer.trainable_variables)
+        return [
+            np.zeros(v.shape, "float32") if g is None else _as_numpy(g)
+            for v, g in zip(layer.trainable_variables, grads)
+        ]
+    if backend == "jax":
+        import jax
+
+        variables = layer.trainable_variables
+        originals = [v.value for v in variables]
+
+        def total(values):
+            # Swap the variables' values for the traced ones (keras' JAX
+            # StatelessScope), so `fn` can call the layer as usual.
+            with keras.StatelessScope(
+                state_mapping=list(zip(variables, values))
+            ):
+                return sum(ops.sum(o) for o in _flatten(fn()))
+
+        grads = jax.grad(total)(originals)
+        return [np.asarray(g) for g in grads]
+    raise NotImplementedError(f"layer_gradients: backend {backend}")

@@ -5,6 +5,7 @@ Model modules are imported explicitly below, so registration never depends
 on what the caller happened to import.
 """
 
+from zoo.attention_maps import attention_maps
 from zoo.registry import TASKS
 from zoo.registry import ModelInfo
 from zoo.registry import build
@@ -12,10 +13,14 @@ from zoo.registry import get_model_info
 from zoo.registry import list_models
 from zoo.registry import register_model
 
-# Model modules (importing registers their models).
+# Model families (importing a family registers its models).
+from zoo import gmlp  # noqa: E402  isort: skip
+from zoo import mixer  # noqa: E402  isort: skip
+from zoo import resnet  # noqa: E402  isort: skip
 from zoo import translation  # noqa: E402  isort: skip
 
 __all__ = [
+    "attention_maps",
     "TASKS",
     "ModelInfo",
     "build",

@@ -1,0 +1,199 @@
+"""Ablation: the same experiment with several models and seeds, one table.
+
+`python -m experiments ablate digits_cbam_resnet20` trains the plain / SE /
+CBAM / ECA variants of the experiment's ResNet with seeds 0, 1, 2 (each a
+normal run folder under `--out`, resumable and skipped when finished),
+measures every variant's training-step time fairly (`experiments.timing`)
+and writes `ablation.md` and `ablation.json` with mean ± std of the task's
+primary metric.
+"""
+
+import json
+import os
+import platform
+
+import numpy as np
+
+from experiments import config as config_lib
+from experiments import rundir as rundir_lib
+from experiments.errors import UserError
+from experiments.tasks import get_task
+
+ATTENTION_PREFIXES = ("se_", "cbam_", "eca_", "nonlocal_")
+
+
+def default_models(model_name):
+    """Plain, SE, CBAM and ECA variants of a (ResNet) model name."""
+    base = model_name
+    for prefix in ATTENTION_PREFIXES:
+        if base.startswith(prefix):
+            base = base[len(prefix) :]
+    return [base, f"se_{base}", f"cbam_{base}", f"eca_{base}"]
+
+
+def _finished_metrics(path, config):
+    metrics_path = os.path.join(path, "metrics.json")
+    config_path = os.path.join(path, "config.json")
+    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
+        return None
+    with open(config_path) as f:
+        if json.load(f) != config_lib.to_dict(config):
+            return None
+    with open(metrics_path) as f:
+        return json.load(f)
+
+
+def _mean_std(values):
+    values = np.asarray(values, "float64")
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), std
+
+
+def ablate(
+    name,
+    *,
+    models=None,
+    seeds=(0, 1, 2),
+    overrides=(),
+    epochs=None,
+    out=None,
+    data_dir=None,
+    strategy="default",
+    timing_rounds=5,
+    timing_steps=20,
+    verbose="auto",
+):
+    """Runs the ablation and returns its results dict (see module doc)."""
+    import keras
+
+    from experiments import runner
+    from experiments import timing
+    from experiments import training
+
+    base = runner.resolve(name, overrides, epochs)
+    task = get_task(base.task)
+    models = list(models or default_models(base.model.name))
+    if len(seeds) < 1:
+        raise UserError("ablate needs at least one seed")
+    configs = {}
+    for model in models:
+        config = config_lib.apply_overrides(base, [f"model.name={model}"])
+        task.validate(config)
+        configs[model] = config
+    out = out or rundir_lib.create_unique("runs", f"ablate-{name}")
+    os.makedirs(out, exist_ok=True)
+
+    results = {}
+    for model, config in configs.items():
+        for seed in seeds:
+            seeded = config_lib.apply_overrides(
+                config, [f"seed={seed}", "export=false"]
+            )
+            path = os.path.join(out, f"{model}-seed{seed}")
+            metrics = _finished_metrics(path, seeded)
+            if metrics is None:
+                print(f"\n=== {model}, seed {seed} ===", flush=True)
+                metrics = runner.run(
+                    seeded,
+                    name=f"{name}-{model}-seed{seed}",
+                    out=path,
+                    data_dir=data_dir,
+                    strategy=strategy,
+                    verbose=verbose,
+                )
+            else:
+                print(f"{model}, seed {seed}: finished earlier, reusing.")
+            results.setdefault(model, []).append(metrics)
+
+    # Step time: every variant on the same batch, after warm-up, interleaved.
+    print("\nTiming training steps (same batch, after warm-up)...", flush=True)
+    keras.backend.clear_session()
+    training.set_seed(0)
+    data = task.load_data(base, data_dir, None)
+    batch = task.timing_batch(data)
+    compiled = {}
+    for model, config in configs.items():
+        net = task.build_model(config, data)
+        net.compile(
+            optimizer=training.build_optimizer(
+                config.train, data.steps_per_epoch
+            ),
+            loss=task.loss(config),
+        )
+        compiled[model] = net
+    times = timing.compare_step_times(
+        compiled, batch, steps=timing_steps, rounds=timing_rounds
+    )
+    reference = times[models[0]]["median_ms"]
+    metric = task.primary_metric
+    rows = []
+    for model in models:
+        values = [m[metric] for m in results[model]]
+        mean, std = _mean_std(values)
+        rows.append(
+            {
+                "model": model,
+                "num_parameters": results[model][0]["num_parameters"],
+                f"{metric}_mean": mean,
+                f"{metric}_std": std,
+                f"{metric}_per_seed": values,
+                "seeds": list(seeds),
+                "step_time_ms": times[model]["median_ms"],
+                "step_time_p10_ms": times[model]["p10_ms"],
+                "step_time_p90_ms": times[model]["p90_ms"],
+                "step_time_ratio": times[model]["median_ms"] / reference,
+                "train_time_s_mean": float(
+                    np.mean(
+                        [m["train_time_s_all_epochs"] for m in results[model]]
+                    )
+                ),
+            }
+        )
+    summary = {
+        "experiment": name,
+        "overrides": list(overrides),
+        "epochs": base.train.epochs,
+        "metric": metric,
+        "batch_size": int(np.shape(batch[0])[0]),
+        "timing": {"rounds": timing_rounds, "steps_per_round": timing_steps},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": list(os.getloadavg()),
+        },
+        "rows": rows,
+    }
+    rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
+    table = markdown_table(summary)
+    rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
+    print("\n" + table, flush=True)
+    print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
+    summary["out"] = out
+    return summary
+
+
+def markdown_table(summary):
+    """The ablation as a markdown table (mean ± std over seeds)."""
+    metric = summary["metric"]
+    seeds = summary["rows"][0]["seeds"]
+    lines = [
+        f"Ablation of `{summary['experiment']}` "
+        f"({summary['epochs']} epochs, seeds {seeds}; step time: median "
+        f"of {summary['timing']['rounds']} x "
+        f"{summary['timing']['steps_per_round']} training steps on one "
+        f"batch of {summary['batch_size']} after warm-up, models "
+        "interleaved).",
+        "",
+        f"| model | parameters | {metric} (mean ± std) | per seed | "
+        "step time (ms) | vs. first |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for row in summary["rows"]:
+        per_seed = ", ".join(f"{v:.4f}" for v in row[f"{metric}_per_seed"])
+        lines.append(
+            f"| {row['model']} | {row['num_parameters']:,} | "
+            f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f} | "
+            f"{per_seed} | {row['step_time_ms']:.1f} | "
+            f"{row['step_time_ratio']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"

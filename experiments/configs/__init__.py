@@ -1,0 +1,3 @@
+"""Named experiments of every task (explicit list: importing registers)."""
+
+from experiments.configs import image_classification

@@ -1,0 +1,287 @@
+"""The one experiment runner of every task: config -> trained, evaluated,
+exported model in a run folder (see `experiments.rundir` for its layout).
+
+`run(config)` validates the config through the task plugin, opens (or
+resumes) the run folder, seeds, builds the model and optimiser inside the
+`tf.distribute` strategy scope, trains with `model.fit` (Keras
+`BackupAndRestore` checkpoints every epoch, so an interrupted run restarted
+with the same command and `--out` continues from its last finished epoch),
+evaluates through the task, plots the training curves, exports the
+SavedModel atomically and writes `metrics.json` last.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+from experiments import config as config_lib
+from experiments import rundir as rundir_lib
+from experiments.errors import UserError
+from experiments.tasks import get_task
+
+
+def _say(message):
+    print(message, flush=True)
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_datasets": tfds.__version__,
+        "keras_backend": keras.backend.backend(),
+    }
+
+
+def _devices():
+    import tensorflow as tf
+
+    return [d.device_type for d in tf.config.list_physical_devices()]
+
+
+def _resume_epoch(checkpoint_dir):
+    path = os.path.join(checkpoint_dir, "training_metadata.json")
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def check_train_config(train):
+    """Cheap checks of `TrainConfig` values before any data is read."""
+    from experiments import training
+
+    if train.optimizer not in training.OPTIMIZERS:
+        raise UserError(
+            f"Unknown train.optimizer {train.optimizer!r}. Choose one of: "
+            f"{', '.join(training.OPTIMIZERS)}"
+        )
+    if train.schedule not in training.SCHEDULES:
+        raise UserError(
+            f"Unknown train.schedule {train.schedule!r}. Choose one of: "
+            f"{', '.join(training.SCHEDULES)}"
+        )
+    if train.epochs < 0:
+        raise UserError(f"train.epochs must be >= 0. Received: {train.epochs}")
+    if train.learning_rate <= 0:
+        raise UserError(
+            f"train.learning_rate must be > 0. Received: {train.learning_rate}"
+        )
+    if not 0 <= train.label_smoothing < 1:
+        raise UserError(
+            "train.label_smoothing must be in [0, 1). Received: "
+            f"{train.label_smoothing}"
+        )
+
+
+def run(
+    config,
+    *,
+    name="experiment",
+    out=None,
+    data_dir=None,
+    strategy="default",
+    runs_root="runs",
+    verbose="auto",
+    callbacks=(),
+):
+    """Runs one experiment; returns its final metrics dict.
+
+    Args:
+        config: a resolved `ExperimentConfig`.
+        name: experiment name (folder stem of a default run folder).
+        out: run folder; `None` creates `runs_root/<name>-<timestamp>`. An
+            existing folder of the same config is resumed.
+        data_dir: TFDS data directory (`None`: TFDS's default).
+        strategy: `default`, `mirrored`, `multi_worker` or `tpu`.
+        runs_root: parent of default run folders.
+        verbose: Keras `fit` verbosity.
+        callbacks: extra Keras callbacks (tests use them to interrupt).
+
+    Returns:
+        The dict written to `metrics.json` (with `run_dir` added).
+
+    Raises:
+        UserError: any problem the user can fix (exit status 2 on the
+            command line).
+    """
+    import keras
+
+    from experiments import plots
+    from experiments import training
+    from experiments.tensorboard import ScalarLogger
+
+    task = get_task(config.task)
+    task.validate(config)
+    check_train_config(config.train)
+    if strategy not in training.STRATEGIES:
+        raise UserError(
+            f"Unknown strategy {strategy!r}. Choose one of: "
+            f"{', '.join(training.STRATEGIES)}"
+        )
+    keras.backend.clear_session()
+    training.set_seed(config.seed, config.train.deterministic)
+    dist = training.make_strategy(strategy)
+    chief = training.is_chief(dist)
+    # Data before the run folder: missing data leaves no empty folder.
+    data = task.load_data(config, data_dir, dist)
+    path = out or rundir_lib.create_unique(runs_root, name)
+    with rundir_lib.RunDir(path, config) as run_dir:
+        checkpoints = run_dir.folder("checkpoints")
+        resumed_from = _resume_epoch(checkpoints)
+        _record_start(run_dir, strategy, data_dir, resumed_from)
+        _say(f"Run folder: {run_dir.path}")
+        if resumed_from:
+            _say(
+                f"Resuming from the checkpoint of epoch {resumed_from}/"
+                f"{config.train.epochs}."
+            )
+        with dist.scope():
+            model = task.build_model(config, data)
+            optimizer = training.build_optimizer(
+                config.train, data.steps_per_epoch
+            )
+            compile_kwargs = {}
+            if config.train.jit_compile is not None:
+                compile_kwargs["jit_compile"] = config.train.jit_compile
+            model.compile(
+                optimizer=optimizer,
+                loss=task.loss(config),
+                metrics=task.metrics(config, data),
+                steps_per_execution=config.train.steps_per_execution,
+                run_eagerly=config.train.run_eagerly,
+                **compile_kwargs,
+            )
+        _say(
+            f"{config.model.name}: {model.count_params():,} parameters; "
+            f"{data.info.get('num_train_examples', '?')} training examples, "
+            f"{data.steps_per_epoch} steps per epoch, "
+            f"{config.train.epochs} epochs."
+        )
+        step_timer = training.StepTimer()
+        fit_callbacks = [
+            # History first, then the checkpoint: if the process dies in
+            # between, the resumed run drops the extra history row.
+            training.HistoryLogger(run_dir.file("history.csv")),
+            keras.callbacks.BackupAndRestore(
+                checkpoints, delete_checkpoint=False, double_checkpoint=True
+            ),
+            ScalarLogger(run_dir.folder("tensorboard")),
+            step_timer,
+            *task.callbacks(config, data, run_dir.path),
+            *callbacks,
+        ]
+        start = time.perf_counter()
+        model.fit(
+            data.train,
+            validation_data=data.validation,
+            epochs=config.train.epochs,
+            callbacks=fit_callbacks,
+            verbose=_verbosity(verbose),
+            shuffle=False,  # the tf.data pipeline shuffles
+            **task.fit_kwargs(config, data),
+        )
+        train_time = time.perf_counter() - start
+        if not chief:
+            return {}
+
+        start = time.perf_counter()
+        metrics = task.evaluate(model, data, config, run_dir.path)
+        eval_time = time.perf_counter() - start
+        history = training.read_history(run_dir.file("history.csv"))
+        if config.eval.plots and history:
+            plots.training_curves(
+                history,
+                os.path.join(run_dir.folder("plots"), "training_curves.png"),
+                title=f"{name}: {config.model.name}",
+            )
+        _save_keras(model, run_dir.file("model.keras"))
+        export_time = 0.0
+        if config.export:
+            start = time.perf_counter()
+            task.export(model, data, config, run_dir.file("saved_model"))
+            export_time = time.perf_counter() - start
+        metrics.update(
+            {
+                "experiment": name,
+                "model": config.model.name,
+                "num_parameters": int(model.count_params()),
+                "epochs": config.train.epochs,
+                "epochs_run_by_this_process": config.train.epochs
+                - resumed_from,
+                "resumed_from_epoch": resumed_from,
+                "train_time_s_this_process": round(train_time, 2),
+                "train_time_s_all_epochs": round(
+                    sum(r.get("epoch_time_s", 0.0) for r in history), 2
+                ),
+                "eval_time_s": round(eval_time, 2),
+                "export_time_s": round(export_time, 2),
+                **step_timer.summary(),
+                "data": {
+                    k: v for k, v in data.info.items() if k != "label_names"
+                },
+                "devices": _devices(),
+            }
+        )
+        rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
+        _say(task.summary_line(metrics))
+        _say(f"Outputs in {run_dir.path}")
+        metrics["run_dir"] = run_dir.path
+        return metrics
+
+
+def _verbosity(verbose):
+    # Progress bars only on a terminal; one line per epoch in logs.
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
+def _save_keras(model, path):
+    """Saves the `.keras` model atomically (temporary name, then rename)."""
+    tmp = os.path.join(os.path.dirname(path), ".tmp-model.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _record_start(run_dir, strategy, data_dir, resumed_from):
+    path = run_dir.file("run.json")
+    record = {"starts": []}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            pass
+    record.setdefault("starts", []).append(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": [os.path.basename(sys.executable), *sys.argv],
+            "cwd": os.getcwd(),
+            "strategy": strategy,
+            "data_dir": data_dir,
+            "resumed_from_epoch": resumed_from,
+            "host": platform.node(),
+            "versions": _versions(),
+        }
+    )
+    rundir_lib.write_json(path, record)
+
+
+def resolve(name, overrides=(), epochs=None, seed=None):
+    """The named experiment's config with overrides, `--epochs`, `--seed`."""
+    config = config_lib.get_experiment(name)
+    config = config_lib.apply_overrides(config, overrides)
+    if epochs is not None:
+        config.train.epochs = int(epochs)
+    if seed is not None:
+        config.seed = int(seed)
+    return config

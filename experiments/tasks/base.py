@@ -1,0 +1,134 @@
+"""The task plugin interface shared by every vertical of the runner.
+
+The runner (`experiments.runner.run`) owns everything common to all tasks:
+the run folder, config.json, seeding, the distribution strategy, the
+optimiser and schedule, `model.fit` with checkpoints/resume, TensorBoard,
+history.csv, training curves, metrics.json and the atomic export. A task
+supplies only what differs, by overriding these methods:
+
+- `load_data(config, data_dir, strategy)` -> `TaskData` (tf.data pipelines
+  and whatever the model/evaluation/export need to know about the data);
+- `build_model(config, data)` -> `keras.Model` (usually `zoo.build`);
+- `loss(config)`, `metrics(config, data)` for `model.compile`;
+- `evaluate(model, data, config, run_dir)` -> dict of final metrics (and
+  task-specific reports and plots written into `run_dir`);
+- `export(model, data, config, path)` writes the SavedModel into `path`
+  (the runner makes it atomic);
+- optionally `fit_kwargs`, `callbacks`, `timing_batch`.
+"""
+
+import dataclasses
+import inspect
+
+from experiments.errors import UserError
+
+
+@dataclasses.dataclass
+class TaskData:
+    """What `Task.load_data` returns.
+
+    Attributes:
+        train: batched training `tf.data.Dataset` of `(inputs, targets)`.
+        validation: batched dataset evaluated after each epoch, or `None`.
+        test: batched dataset of the final evaluation (task-defined
+            element structure).
+        steps_per_epoch: training steps per epoch.
+        info: task-specific facts (input shape, label names, vocabulary,
+            number of examples per split, ...); written to metrics.json.
+    """
+
+    train: object
+    validation: object
+    test: object
+    steps_per_epoch: int
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+class Task:
+    """Base class of task plugins; see the module docstring."""
+
+    name = ""
+    # Key of the metric `ablate` compares (in the dict `evaluate` returns).
+    primary_metric = "test_accuracy"
+
+    # --- Validation, before any data is read ---------------------------
+    def validate(self, config):
+        """Checks names and keyword arguments cheaply (raises UserError)."""
+        self.check_model(config)
+
+    def check_model(self, config):
+        """The model name exists for this task; kwargs match its builder."""
+        import zoo
+
+        names = zoo.list_models(task=self.name)
+        try:
+            info = zoo.get_model_info(config.model.name)
+        except KeyError as err:
+            raise UserError(
+                str(err.args[0]) + f" Models for {self.name}: "
+                f"{', '.join(names)}."
+            ) from None
+        if info.task != self.name:
+            raise UserError(
+                f"Model {config.model.name!r} is a {info.task} model, not "
+                f"a {self.name} model. Models for {self.name}: "
+                f"{', '.join(names)}."
+            )
+        params = inspect.signature(info.builder).parameters
+        takes_any = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        )
+        accepted = [
+            n
+            for n, p in params.items()
+            if p.kind
+            in (
+                inspect.Parameter.KEYWORD_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            )
+        ]
+        unknown = [k for k in config.model.kwargs if k not in accepted]
+        if unknown and not takes_any:
+            raise UserError(
+                f"Model {config.model.name!r} has no argument(s) "
+                f"{', '.join(unknown)}. Valid keys: "
+                + ", ".join(f"model.kwargs.{a}" for a in accepted)
+            )
+        return info
+
+    # --- Hooks ---------------------------------------------------------
+    def load_data(self, config, data_dir, strategy):
+        raise NotImplementedError
+
+    def build_model(self, config, data):
+        raise NotImplementedError
+
+    def loss(self, config):
+        raise NotImplementedError
+
+    def metrics(self, config, data):
+        return []
+
+    def callbacks(self, config, data, run_dir):
+        """Extra task callbacks for `model.fit` (none by default)."""
+        return []
+
+    def fit_kwargs(self, config, data):
+        """Extra keyword arguments for `model.fit` (none by default)."""
+        return {}
+
+    def timing_batch(self, data):
+        """One `(inputs, targets)` batch for step-time measurements."""
+        for batch in data.train.take(1):
+            return batch
+        raise UserError("The training split is empty.")
+
+    def evaluate(self, model, data, config, run_dir):
+        raise NotImplementedError
+
+    def export(self, model, data, config, path):
+        raise NotImplementedError
+
+    def summary_line(self, metrics):
+        """The line printed at the end of a run."""
+        return f"{self.primary_metric}: {metrics.get(self.primary_metric)}"

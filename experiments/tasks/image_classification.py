@@ -1,0 +1,373 @@
+"""Image classification task: TFDS images -> zoo model -> report -> SavedModel.
+
+Data: any TFDS dataset with an image feature and a `ClassLabel` (official
+names, `experiments/datasets` builders, or a prepared dataset directory).
+Pipeline: decode -> cache -> shuffle -> augment (random crop of the
+zero-padded image, horizontal flip) -> batch -> prefetch. Evaluation: top-1
+and top-5 accuracy, scikit-learn's classification report, a confusion
+matrix and attention maps. Export: uint8 images in -> probabilities and
+label names out.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from experiments import data as data_lib
+from experiments import export as export_lib
+from experiments import plots
+from experiments.configs.image_classification import AUGMENTATIONS
+from experiments.errors import UserError
+from experiments.rundir import write_json
+from experiments.rundir import write_text
+from experiments.tasks.base import Task
+from experiments.tasks.base import TaskData
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _image_shape(builder, cfg):
+    feature = builder.info.features[cfg.image_key]
+    shape = tuple(getattr(feature, "shape", ()) or ())
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3:
+        raise UserError(
+            f"Feature {cfg.image_key!r} of {builder.info.full_name!r} is not "
+            f"an image (shape {shape}). Set data.image_key to its image "
+            "feature."
+        )
+    if cfg.image_size:
+        if len(cfg.image_size) != 2 or min(cfg.image_size) <= 0:
+            raise UserError(
+                "data.image_size must be [height, width]. Received: "
+                f"data.image_size={cfg.image_size!r}"
+            )
+        return (int(cfg.image_size[0]), int(cfg.image_size[1]), shape[2])
+    if None in shape:
+        raise UserError(
+            f"Images of {builder.info.full_name!r} vary in size {shape}: set "
+            "data.image_size=[height,width] to resize them."
+        )
+    return shape
+
+
+def _label_names(builder, cfg):
+    feature = builder.info.features[cfg.label_key]
+    names = getattr(feature, "names", None)
+    if not names:
+        raise UserError(
+            f"Feature {cfg.label_key!r} of {builder.info.full_name!r} is not "
+            "a ClassLabel. Set data.label_key to its class-label feature."
+        )
+    return [str(n) for n in names]
+
+
+class ImageClassificationTask(Task):
+    """Trains and evaluates zoo image classifiers on TFDS images."""
+
+    name = "image_classification"
+    primary_metric = "test_accuracy"
+
+    def validate(self, config):
+        cfg = config.data
+        if getattr(cfg, "augment", "none") not in AUGMENTATIONS:
+            raise UserError(
+                f"Unknown data.augment {cfg.augment!r}. Choose one of: "
+                f"{', '.join(AUGMENTATIONS)}"
+            )
+        if getattr(cfg, "crop_padding", 0) < 0:
+            raise UserError(
+                "data.crop_padding must be >= 0. Received: "
+                f"data.crop_padding={cfg.crop_padding}"
+            )
+        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
+            raise UserError(
+                "data.batch_size and data.eval_batch_size must be > 0"
+            )
+        self.check_model(config)
+
+    # --- Data -----------------------------------------------------------
+    def _examples(self, builder, split, cfg, shape, max_examples):
+        """`(dataset of (uint8 image, int32 label), num_examples)`."""
+        ds, count = data_lib.open_split(builder, split, max_examples)
+        image_key, label_key = cfg.image_key, cfg.label_key
+        resize = bool(cfg.image_size)
+
+        def decode(example):
+            image = example[image_key]
+            if image.shape.rank == 2:
+                image = image[..., None]
+            if resize:
+                image = tf.image.resize(image, shape[:2])
+                image = tf.clip_by_value(tf.round(image), 0, 255)
+            image = tf.cast(image, tf.uint8)
+            return image, tf.cast(example[label_key], tf.int32)
+
+        ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
+        return (ds.cache() if cfg.cache else ds), count
+
+    def _augment(self, cfg, shape):
+        pad = int(cfg.crop_padding)
+        crop = cfg.augment in ("crop", "crop_flip") and pad > 0
+        flip = cfg.augment in ("flip", "crop_flip")
+
+        def augment(image, label):
+            if crop:
+                padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+                image = tf.image.random_crop(padded, shape)
+            if flip:
+                image = tf.image.random_flip_left_right(image)
+            return image, label
+
+        return augment
+
+    def load_data(self, config, data_dir, strategy):
+        cfg = config.data
+        builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        data_lib.check_features(
+            builder,
+            {"data.image_key": cfg.image_key, "data.label_key": cfg.label_key},
+        )
+        shape = _image_shape(builder, cfg)
+        names = _label_names(builder, cfg)
+        num_classes = len(names)
+
+        def one_hot(image, label):
+            return image, tf.one_hot(label, num_classes)
+
+        train, num_train = self._examples(
+            builder, cfg.train_split, cfg, shape, cfg.max_train_examples
+        )
+        if num_train == 0:
+            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        train = train.shuffle(
+            min(cfg.shuffle_buffer, num_train) or 1,
+            reshuffle_each_iteration=True,
+        )
+        if cfg.augment != "none":
+            train = train.map(
+                self._augment(cfg, shape), num_parallel_calls=AUTOTUNE
+            )
+        train = (
+            train.map(one_hot, num_parallel_calls=AUTOTUNE)
+            .batch(cfg.batch_size)
+            .prefetch(AUTOTUNE)
+        )
+        validation = None
+        if cfg.validation_split:
+            validation, _ = self._examples(
+                builder, cfg.validation_split, cfg, shape, cfg.max_eval_examples
+            )
+            validation = (
+                validation.map(one_hot, num_parallel_calls=AUTOTUNE)
+                .batch(cfg.eval_batch_size)
+                .prefetch(AUTOTUNE)
+            )
+        test, num_test = self._examples(
+            builder, cfg.test_split, cfg, shape, cfg.max_eval_examples
+        )
+        if num_test == 0:
+            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        test = test.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
+        return TaskData(
+            train=train,
+            validation=validation,
+            test=test,
+            steps_per_epoch=-(-num_train // cfg.batch_size),
+            info={
+                "dataset": builder.info.full_name,
+                "input_shape": list(shape),
+                "num_classes": num_classes,
+                "label_names": names,
+                "num_train_examples": num_train,
+                "num_test_examples": num_test,
+            },
+        )
+
+    # --- Model ----------------------------------------------------------
+    def build_model(self, config, data):
+        import zoo
+
+        kwargs = dict(config.model.kwargs)
+        kwargs.setdefault("input_shape", tuple(data.info["input_shape"]))
+        kwargs.setdefault("num_classes", data.info["num_classes"])
+        try:
+            model = zoo.build(config.model.name, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise UserError(
+                f"Cannot build model {config.model.name!r}: {err}"
+            ) from None
+        expected_in = tuple(data.info["input_shape"])
+        got_in = tuple(model.input_shape[1:])
+        if got_in != expected_in:
+            raise UserError(
+                f"Model input shape {got_in} does not match the data's "
+                f"images {expected_in}; drop model.kwargs.input_shape or set "
+                "data.image_size."
+            )
+        if model.output_shape[-1] != data.info["num_classes"]:
+            raise UserError(
+                f"Model has {model.output_shape[-1]} outputs but the dataset "
+                f"has {data.info['num_classes']} classes."
+            )
+        return model
+
+    def loss(self, config):
+        import keras
+
+        return keras.losses.CategoricalCrossentropy(
+            label_smoothing=float(config.train.label_smoothing)
+        )
+
+    def metrics(self, config, data):
+        import keras
+
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if data.info["num_classes"] > 5:
+            metrics.append(
+                keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy")
+            )
+        return metrics
+
+    # --- Evaluation -----------------------------------------------------
+    def predict(self, model, dataset):
+        """`(images, labels, probabilities)` of a batched test dataset."""
+        images, labels, probs = [], [], []
+        for x, y in dataset:
+            probs.append(np.asarray(model(x, training=False)))
+            images.append(x.numpy())
+            labels.append(y.numpy())
+        if not probs:
+            raise UserError("The test split is empty.")
+        return (
+            np.concatenate(images),
+            np.concatenate(labels),
+            np.concatenate(probs).astype("float64"),
+        )
+
+    def evaluate(self, model, data, config, run_dir):
+        from sklearn import metrics as skm
+
+        import zoo
+
+        names = data.info["label_names"]
+        n = len(names)
+        images, labels, probs = self.predict(model, data.test)
+        predicted = probs.argmax(-1)
+        k = min(5, n)
+        top_k = np.argsort(-probs, axis=-1)[:, :k]
+        picked = probs[np.arange(len(labels)), labels]
+        results = {
+            "test_accuracy": float(np.mean(predicted == labels)),
+            f"test_top{k}_accuracy": float(
+                np.mean((top_k == labels[:, None]).any(-1))
+            ),
+            "test_loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
+            "num_test_examples": int(len(labels)),
+        }
+        report = skm.classification_report(
+            labels,
+            predicted,
+            labels=list(range(n)),
+            target_names=names,
+            digits=4,
+            zero_division=0,
+        )
+        results["classification_report"] = skm.classification_report(
+            labels,
+            predicted,
+            labels=list(range(n)),
+            target_names=names,
+            zero_division=0,
+            output_dict=True,
+        )
+        write_text(f"{run_dir}/classification_report.txt", report)
+        matrix = skm.confusion_matrix(labels, predicted, labels=list(range(n)))
+        write_json(f"{run_dir}/confusion_matrix.json", matrix.tolist())
+        if config.eval.plots:
+            import os
+
+            folder = os.path.join(run_dir, "plots")
+            os.makedirs(folder, exist_ok=True)
+            plots.confusion_matrix(
+                matrix,
+                names,
+                os.path.join(folder, "confusion_matrix.png"),
+                title=f"{config.model.name} on {data.info['dataset']}",
+            )
+            count = min(config.eval.attention_maps, len(images))
+            if count:
+                chosen = _pick_examples(labels, predicted, count)
+                maps = zoo.attention_maps(model, images[chosen])
+                if maps:
+                    captions = [
+                        f"true {names[labels[i]]}, pred {names[predicted[i]]}"
+                        for i in chosen
+                    ]
+                    plots.attention_overlays(
+                        images[chosen],
+                        maps,
+                        os.path.join(folder, "attention_maps.png"),
+                        captions=captions,
+                        title=f"{config.model.name}: where it looks",
+                    )
+                    results["attention_maps"] = sorted(maps)
+        return results
+
+    def summary_line(self, metrics):
+        keys = [k for k in metrics if k.startswith("test_top")]
+        top = f", {keys[0]}: {metrics[keys[0]]:.2%}" if keys else ""
+        return (
+            f"Test accuracy (top-1): {metrics['test_accuracy']:.2%}{top} "
+            f"on {metrics['num_test_examples']} test images"
+        )
+
+    # --- Export ---------------------------------------------------------
+    def export(self, model, data, config, path):
+        height, width, channels = data.info["input_shape"]
+        names = tf.constant(data.info["label_names"])
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec(
+                    [None, height, width, channels], tf.uint8, name="images"
+                )
+            ]
+        )
+        def serve(images):
+            probabilities = tf.cast(model(images, training=False), tf.float32)
+            batch = tf.shape(probabilities)[0]
+            return {
+                # [B, num_classes] class probabilities.
+                "probabilities": probabilities,
+                # [B] name of the most probable class.
+                "label": tf.gather(names, tf.argmax(probabilities, -1)),
+                # [B, num_classes] the class names (same for every row, so
+                # every output has the batch dimension TF Serving expects).
+                "label_names": tf.tile(names[None], [batch, 1]),
+            }
+
+        return export_lib.export_saved_model(path, model, serve)
+
+
+def _pick_examples(labels, predicted, count):
+    """Indices of `count` test examples: distinct classes, a mistake or two."""
+    chosen = []
+    wrong = np.flatnonzero(labels != predicted)
+    chosen.extend(wrong[: max(1, count // 3)].tolist())
+    seen = {int(labels[i]) for i in chosen}
+    for i in range(len(labels)):
+        if len(chosen) >= count:
+            break
+        if int(labels[i]) not in seen and i not in chosen:
+            chosen.append(i)
+            seen.add(int(labels[i]))
+    for i in range(len(labels)):
+        if len(chosen) >= count:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return np.asarray(chosen[:count])
+
+
+TASK = ImageClassificationTask()

@@ -1,0 +1,110 @@
+"""`get_attention`: vision attention blocks by name (as timm's create_attn).
+
+Models take `attention="cbam"` and build `get_attention(attention)(channels)`.
+"""
+
+import difflib
+
+import keras
+
+from layers.cbam import CBAM
+from layers.channel_attention import ChannelAttention
+from layers.efficient_channel_attention import EfficientChannelAttention
+from layers.non_local_block import NonLocalBlock
+from layers.spatial_attention import SpatialAttention
+from layers.squeeze_excite import SqueezeExcite
+
+# Canonical name -> class. Every class takes `channels` as its first
+# argument (or infers it), so `cls(channels)` and `cls()` both work.
+ATTENTION_LAYERS = {
+    "se": SqueezeExcite,
+    "cbam": CBAM,
+    "eca": EfficientChannelAttention,
+    "non_local": NonLocalBlock,
+    "channel": ChannelAttention,
+    "spatial": SpatialAttention,
+}
+
+# Other spellings users reach for -> canonical name.
+ALIASES = {
+    "squeeze_excite": "se",
+    "squeeze_excitation": "se",
+    "squeeze_and_excitation": "se",
+    "squeezeexcite": "se",
+    "senet": "se",
+    "efficient_channel_attention": "eca",
+    "efficientchannelattention": "eca",
+    "eca_net": "eca",
+    "nonlocal": "non_local",
+    "non_local_block": "non_local",
+    "nonlocalblock": "non_local",
+    "nl": "non_local",
+    "channel_attention": "channel",
+    "channelattention": "channel",
+    "cbam_channel": "channel",
+    "spatial_attention": "spatial",
+    "spatialattention": "spatial",
+    "cbam_spatial": "spatial",
+}
+
+NONE_NAMES = ("none", "")
+
+
+def _known_names():
+    return sorted(set(ATTENTION_LAYERS) | set(ALIASES))
+
+
+def get_attention(name):
+    """Returns the vision attention layer class registered under `name`.
+
+    Names are case-insensitive and `-` equals `_`. Canonical names:
+    `"se"` (`SqueezeExcite`), `"cbam"` (`CBAM`), `"eca"`
+    (`EfficientChannelAttention`), `"non_local"` (`NonLocalBlock`),
+    `"channel"` (`ChannelAttention`), `"spatial"` (`SpatialAttention`),
+    `"self_attention_2d"` (`SelfAttention2D`, when available); aliases such
+    as `"squeeze_excite"`, `"nonlocal"` or the class names also work.
+
+    `None`, `"none"` and `""` return `None`, so a model can take
+    `attention=None` and skip the block (`if cls is not None: ...`).
+    A `keras.layers.Layer` subclass is returned unchanged, so models also
+    accept a custom block class.
+
+    Args:
+        name: a string, `None`, or a `keras.layers.Layer` subclass.
+
+    Returns:
+        The layer class, or `None`.
+
+    Raises:
+        ValueError: for an unknown name (the message lists close matches
+            and every known name) or an argument of another type.
+
+    Example:
+
+    >>> cls = get_attention("cbam")
+    >>> block = cls(64, reduction=8)
+    >>> get_attention(None) is None
+    True
+    """
+    if name is None:
+        return None
+    if isinstance(name, type) and issubclass(name, keras.layers.Layer):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(
+            "`name` must be a string, None or a keras.layers.Layer "
+            f"subclass. Received: name={name!r}"
+        )
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in NONE_NAMES:
+        return None
+    key = ALIASES.get(key, key)
+    if key in ATTENTION_LAYERS:
+        return ATTENTION_LAYERS[key]
+    close = difflib.get_close_matches(key, _known_names(), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"Unknown attention `name`.{hint} Known names: "
+        f"{', '.join(_known_names())} (or None / 'none'). "
+        f"Received: name={name!r}"
+    )

@@ -1,0 +1,188 @@
+"""Efficient Channel Attention (Wang et al. 2020, ECA-Net)."""
+
+import math
+
+import keras
+from keras import ops
+
+from layers import _vision
+
+
+def eca_kernel_size(channels, gamma=2, beta=1):
+    """ECA's adaptive kernel size `k = |log2(C) / gamma + beta / gamma|_odd`.
+
+    As in the authors' code: `t = int(|(log2(C) + beta) / gamma|)`, and `k`
+    is `t` when odd, `t + 1` when even (so `k >= 1`).
+
+    Args:
+        channels: number of channels `C` (positive int).
+        gamma: the `gamma` of the mapping (paper: 2).
+        beta: the `b` of the mapping (paper: 1).
+
+    Returns:
+        The odd kernel size as a Python int.
+    """
+    t = int(abs((math.log2(channels) + beta) / gamma))
+    return t if t % 2 else t + 1
+
+
+@keras.saving.register_keras_serializable(package="attention_zoo")
+class EfficientChannelAttention(keras.layers.Layer):
+    """ECA: a channel gate from a 1-D convolution across channels.
+
+    Replaces SE's bottleneck MLP by one 1-D convolution (no bias, "same"
+    zero padding) over the globally pooled channel descriptor, so each
+    channel's gate depends on its `k` neighbouring channels and the block
+    has only `k` weights: `y = x * sigmoid(conv1d_k(mean_hw(x)))`.
+
+    The kernel size adapts to the channel count unless given:
+    `k = |log2(C) / gamma + b / gamma|_odd` (see `eca_kernel_size`), e.g.
+    C = 64 -> 3, 128 -> 5, 256 -> 5, 512 -> 5, 2048 -> 7.
+
+    References:
+        Wang, Wu, Zhu, Li, Zuo & Hu 2020, "ECA-Net: Efficient Channel
+        Attention for Deep Convolutional Neural Networks" (CVPR).
+
+    Args:
+        channels: expected number of input channels, or `None` to infer it.
+        kernel_size: odd kernel size of the 1-D convolution, or `None` for
+            the adaptive size computed from the channel count.
+        gamma: `gamma` of the adaptive kernel-size rule (paper: 2).
+        beta: `b` of the adaptive kernel-size rule (paper: 1).
+        gate: `"sigmoid"` (paper) or `"hard_sigmoid"`.
+        data_format: `"channels_last"` (default) or `"channels_first"`.
+        kernel_initializer: initializer of the convolution kernel.
+        kernel_regularizer: optional regularizer of the convolution kernel.
+        **kwargs: base `Layer` arguments.
+
+    Call arguments:
+        inputs: images `[B, H, W, C]` (or `[B, C, H, W]`).
+        return_attention_scores: if `True`, also return the channel gate.
+
+    Returns:
+        The rescaled images, same shape as `inputs`; with
+        `return_attention_scores=True`, a tuple `(outputs, gate)` with
+        `gate` of shape `[B, 1, 1, C]` (`[B, C, 1, 1]` for channels_first).
+
+    Example:
+
+    >>> x = keras.random.normal((2, 8, 8, 64))
+    >>> eca = EfficientChannelAttention()
+    >>> y = eca(x)
+    >>> eca.kernel_size_  # adaptive: C = 64 -> k = 3
+    3
+    """
+
+    def __init__(
+        self,
+        channels=None,
+        kernel_size=None,
+        gamma=2,
+        beta=1,
+        gate="sigmoid",
+        data_format="channels_last",
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _vision.check_positive_int("channels", channels, allow_none=True)
+        if kernel_size is not None:
+            _vision.check_odd_kernel_size("kernel_size", kernel_size)
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+            raise ValueError(
+                f"`gamma` must be a positive number. Received: gamma={gamma!r}"
+            )
+        if gamma <= 0:
+            raise ValueError(
+                f"`gamma` must be a positive number. Received: gamma={gamma!r}"
+            )
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise ValueError(
+                f"`beta` must be a number. Received: beta={beta!r}"
+            )
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.gamma = gamma
+        self.beta = beta
+        self.gate = _vision.check_gate(gate)
+        self.data_format = _vision.check_data_format(data_format)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.kernel_size_ = None
+        if channels is not None:
+            self.kernel_size_ = self._resolve_kernel_size(channels)
+
+    def _resolve_kernel_size(self, channels):
+        if self.kernel_size is not None:
+            return self.kernel_size
+        return eca_kernel_size(channels, self.gamma, self.beta)
+
+    def build(self, input_shape):
+        name = type(self).__name__
+        _vision.check_image_shape(input_shape, name, self.data_format)
+        channels = _vision.resolve_channels(
+            self.channels, input_shape, self.data_format, name
+        )
+        #: The kernel size in use (adaptive or given), set once built.
+        self.kernel_size_ = self._resolve_kernel_size(channels)
+        # One filter sliding over the channel axis of [B, C, 1].
+        self.conv = keras.layers.Conv1D(
+            1,
+            self.kernel_size_,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            dtype=self.dtype_policy,
+            name="conv",
+        )
+        self.conv.build((None, channels, 1))
+
+    def channel_gate(self, inputs):
+        """Returns the gate, broadcastable to `inputs`, without applying it."""
+        axes = _vision.spatial_axes(self.data_format)
+        descriptor = ops.expand_dims(ops.mean(inputs, axis=axes), -1)
+        logits = ops.squeeze(self.conv(descriptor), -1)  # [B, C]
+        weights = _vision.apply_gate(logits, self.gate, self.compute_dtype)
+        if self.data_format == "channels_last":
+            return ops.expand_dims(ops.expand_dims(weights, 1), 1)
+        return ops.expand_dims(ops.expand_dims(weights, -1), -1)
+
+    def call(self, inputs, return_attention_scores=False):
+        gate = self.channel_gate(inputs)
+        outputs = inputs * gate
+        if return_attention_scores:
+            return outputs, gate
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_output_spec(self, inputs, return_attention_scores=False):
+        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        shape = tuple(inputs.shape)
+        channels = shape[_vision.channel_axis(self.data_format)]
+        gate_shape = _vision.channel_gate_shape(
+            shape[0], channels, self.data_format
+        )
+        return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = {
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "gamma": self.gamma,
+            "beta": self.beta,
+            "gate": self.gate,
+            "data_format": self.data_format,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+        }
+        return {**super().get_config(), **config}

@@ -1,0 +1,3 @@
+"""gMLP image classifiers (Liu et al. 2021)."""
+
+from zoo.gmlp.gmlp import gmlp

@@ -1,0 +1,76 @@
+"""gMLP (Liu et al. 2021): MLPs with spatial gating instead of attention.
+
+Liu, Dai, So & Le 2021, "Pay Attention to MLPs": patches are embedded
+linearly, then `depth` gMLP blocks (channel MLP whose hidden units are
+gated by a linear projection across tokens, the Spatial Gating Unit);
+LayerNorm, global average pooling and a linear classifier follow. The
+defaults are the paper's gMLP-Ti (depth 30, width 128, d_ffn 768), with
+patches of 4 pixels for 32x32 images.
+"""
+
+import keras
+
+from zoo.image_inputs import check_patch_size
+from zoo.image_inputs import image_inputs
+from zoo.registry import register_model
+
+
+def gmlp(
+    *,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    patch_size=4,
+    embed_dim=128,
+    depth=30,
+    ffn_dim=768,
+    dropout=0.0,
+    name="gmlp_tiny",
+):
+    """Builds a gMLP classifier for uint8 images.
+
+    Reference: Liu, Dai, So & Le 2021, "Pay Attention to MLPs" (NeurIPS).
+
+    Args:
+        input_shape: `(H, W, C)`; `H` and `W` divisible by `patch_size`.
+        num_classes: number of output classes.
+        patch_size: side of the square patches.
+        embed_dim: width of each patch token.
+        depth: number of gMLP blocks.
+        ffn_dim: hidden width of each block before the gating split.
+        dropout: dropout inside the blocks.
+        name: model name.
+
+    Returns:
+        A functional `keras.Model`: uint8 images -> class probabilities.
+
+    Example:
+    >>> model = gmlp(input_shape=(8, 8, 1), patch_size=2, depth=2)
+    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    (2, 10)
+    """
+    from layers import GatedMLPBlock
+    from layers import PatchEmbedding
+
+    check_patch_size(input_shape, patch_size)
+    # === Functional Model ===
+    inputs, x = image_inputs(input_shape, num_classes)
+    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    for i in range(depth):
+        x = GatedMLPBlock(
+            ffn_dim=ffn_dim, dropout=dropout, name=f"gmlp_block{i + 1}"
+        )(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Activation(
+        "softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+register_model(
+    "gmlp_tiny",
+    task="image_classification",
+    inputs="uint8 images [B, H, W, C] (default 32x32x3, patch 4)",
+    paper="Liu et al. 2021, Pay Attention to MLPs (gMLP-Ti)",
+)(gmlp)

@@ -1,0 +1,82 @@
+"""MLP-Mixer (Tolstikhin et al. 2021): image classification without attention.
+
+Tolstikhin et al. 2021, "MLP-Mixer: An all-MLP Architecture for Vision":
+patches are embedded linearly, then `depth` Mixer blocks alternate a
+token-mixing MLP (across patches, replacing self-attention) and a
+channel-mixing MLP; a LayerNorm, global average pooling over the patches
+and a linear classifier follow.
+"""
+
+import keras
+
+from zoo.image_inputs import check_patch_size
+from zoo.image_inputs import image_inputs
+from zoo.registry import register_model
+
+
+def mlp_mixer(
+    *,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    patch_size=4,
+    embed_dim=192,
+    depth=12,
+    tokens_mlp_dim=96,
+    channels_mlp_dim=768,
+    dropout=0.0,
+    name="mixer_tiny",
+):
+    """Builds an MLP-Mixer classifier for uint8 images.
+
+    Reference: Tolstikhin et al. 2021, "MLP-Mixer: An all-MLP Architecture
+    for Vision" (NeurIPS).
+
+    Args:
+        input_shape: `(H, W, C)` of the images; `H` and `W` divisible by
+            `patch_size`.
+        num_classes: number of output classes.
+        patch_size: side of the square patches.
+        embed_dim: channels `C` of each patch token.
+        depth: number of Mixer blocks.
+        tokens_mlp_dim: hidden width of the token-mixing MLPs.
+        channels_mlp_dim: hidden width of the channel-mixing MLPs.
+        dropout: dropout inside the MLPs.
+        name: model name.
+
+    Returns:
+        A functional `keras.Model`: uint8 images -> class probabilities.
+
+    Example:
+    >>> model = mlp_mixer(input_shape=(8, 8, 1), patch_size=2, depth=2)
+    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    (2, 10)
+    """
+    from layers import MixerBlock
+    from layers import PatchEmbedding
+
+    check_patch_size(input_shape, patch_size)
+    # === Functional Model ===
+    inputs, x = image_inputs(input_shape, num_classes)
+    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    for i in range(depth):
+        x = MixerBlock(
+            tokens_mlp_dim=tokens_mlp_dim,
+            channels_mlp_dim=channels_mlp_dim,
+            dropout=dropout,
+            name=f"mixer_block{i + 1}",
+        )(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Activation(
+        "softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+register_model(
+    "mixer_tiny",
+    task="image_classification",
+    inputs="uint8 images [B, H, W, C] (default 32x32x3, patch 4)",
+    paper="Tolstikhin et al. 2021, MLP-Mixer: An all-MLP Architecture",
+)(mlp_mixer)

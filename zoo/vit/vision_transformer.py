@@ -1,0 +1,113 @@
+"""Vision Transformer (Dosovitskiy et al. 2021) sized for small images.
+
+Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words: Transformers for
+Image Recognition at Scale": patches are embedded linearly, a learned class
+token and position embeddings are added, `depth` pre-LayerNorm Transformer
+encoder blocks (multi-head self-attention, then a GELU MLP) follow, and the
+class token's final state is classified. `vit_tiny` has DeiT-Ti's width
+(Touvron et al. 2021: 192 dimensions, 12 blocks, 3 heads) with 4x4 patches,
+so a 32x32 image gives 64 patch tokens.
+
+Every block keeps its attention weights in the graph, so
+`zoo.attention_maps` computes the attention rollout (Abnar & Zuidema 2020).
+"""
+
+import keras
+
+from zoo.image_inputs import check_patch_size
+from zoo.image_inputs import image_inputs
+from zoo.registry import register_model
+
+
+def _encoder_block(x, embed_dim, num_heads, mlp_dim, dropout, name):
+    from layers import MultiHeadAttention
+
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
+    # y: [B, 1 + N, D]; scores: [B, heads, 1 + N, 1 + N]
+    y, _ = MultiHeadAttention(
+        num_heads=num_heads,
+        key_dim=embed_dim // num_heads,
+        dropout=dropout,
+        name=f"{name}_attention",
+    )(y, y, return_attention_scores=True)
+    y = keras.layers.Dropout(dropout, name=f"{name}_drop1")(y)
+    x = keras.layers.Add(name=f"{name}_add1")([x, y])
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
+    y = keras.layers.Dense(mlp_dim, activation="gelu", name=f"{name}_mlp1")(y)
+    y = keras.layers.Dropout(dropout, name=f"{name}_drop2")(y)
+    y = keras.layers.Dense(embed_dim, name=f"{name}_mlp2")(y)
+    y = keras.layers.Dropout(dropout, name=f"{name}_drop3")(y)
+    return keras.layers.Add(name=f"{name}_add2")([x, y])
+
+
+def vision_transformer(
+    *,
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    patch_size=4,
+    embed_dim=192,
+    depth=12,
+    num_heads=3,
+    mlp_dim=768,
+    dropout=0.0,
+    name="vit_tiny",
+):
+    """Builds a ViT classifier for uint8 images.
+
+    Reference: Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words"
+    (ICLR); sizes of DeiT-Ti (Touvron et al. 2021).
+
+    Args:
+        input_shape: `(H, W, C)`; `H` and `W` divisible by `patch_size`.
+        num_classes: number of output classes.
+        patch_size: side of the square patches.
+        embed_dim: token width `D` (divisible by `num_heads`).
+        depth: number of Transformer encoder blocks.
+        num_heads: attention heads per block.
+        mlp_dim: hidden width of the MLPs.
+        dropout: dropout on attention weights and residual branches.
+        name: model name.
+
+    Returns:
+        A functional `keras.Model`: uint8 images -> class probabilities.
+
+    Example:
+    >>> model = vision_transformer(input_shape=(8, 8, 1), patch_size=2,
+    ...                            depth=2)
+    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    (2, 10)
+    """
+    from layers import PatchEmbedding
+    from layers import PositionEmbedding
+
+    check_patch_size(input_shape, patch_size)
+    if embed_dim % num_heads:
+        raise ValueError(
+            "`embed_dim` must be divisible by `num_heads`. Received: "
+            f"embed_dim={embed_dim}, num_heads={num_heads}"
+        )
+    # === Functional Model ===
+    inputs, x = image_inputs(input_shape, num_classes)
+    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    x = PositionEmbedding(use_class_token=True, name="position_embedding")(x)
+    x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    for i in range(depth):
+        x = _encoder_block(
+            x, embed_dim, num_heads, mlp_dim, dropout, f"block{i + 1}"
+        )
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    x = x[:, 0]  # the class token (a serialisable GetItem op, no Lambda)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Activation(
+        "softmax", dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+register_model(
+    "vit_tiny",
+    task="image_classification",
+    inputs="uint8 images [B, H, W, C] (default 32x32x3, patch 4)",
+    paper="Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (DeiT-Ti "
+    "sizes, Touvron et al. 2021)",
+)(vision_transformer)
