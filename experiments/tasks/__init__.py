@@ -11,6 +11,7 @@ from experiments.errors import unknown_name_error
 
 TASK_MODULES = {
     "image_classification": "experiments.tasks.image_classification",
+    "translation": "experiments.tasks.translation",
 }
 
 

@@ -298,6 +298,10 @@ class RNNTranslator(Translator):
 
     # === Decoding (zoo.decoding step function) ===
 
+    @property
+    def has_attention(self):
+        return self.attention is not None
+
     def encode(self, source_ids, max_length=None):
         mask = ops.not_equal(source_ids, PAD_ID)
         memory, states = self._encode(source_ids, training=False, mask=mask)

@@ -52,6 +52,11 @@ class Translator(keras.Model):
         self.end_id = end_id
         self.max_target_length = max_target_length
 
+    @property
+    def has_attention(self):
+        """Whether `decode_step` returns attention weights."""
+        return True
+
     def encode(self, source_ids, max_length):
         raise NotImplementedError
 
