@@ -93,13 +93,14 @@ _DING_MODEL_KWARGS = {
     "seq2seq_bahdanau": {"embedding_dim": 128, "units": 256, "dropout": 0.2},
     "seq2seq_luong": {"embedding_dim": 128, "units": 256, "dropout": 0.2},
     "transformer_translator": {
-        "num_layers": 2,
+        "num_layers": 3,
         "model_dim": 128,
         "num_heads": 8,
         "ff_dim": 512,
-        "dropout": 0.1,
+        "dropout": 0.2,
     },
 }
+_DING_EPOCHS = {"transformer_translator": 10}
 
 
 def _train_config(model, epochs):
@@ -123,9 +124,10 @@ def _train_config(model, epochs):
     )
 
 
-def ding_experiment(model, epochs=10, **model_kwargs):
+def ding_experiment(model, epochs=None, **model_kwargs):
     """A translator on the offline Ding German->English pairs."""
     kwargs = {**_DING_MODEL_KWARGS[model], **model_kwargs}
+    epochs = epochs or _DING_EPOCHS.get(model, 8)
     suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     return ExperimentConfig(
         task="translation",

@@ -50,6 +50,13 @@ class Task:
     name = ""
     # Key of the metric `ablate` compares (in the dict `evaluate` returns).
     primary_metric = "test_accuracy"
+    # Columns of `python -m experiments compare`: (header, metrics.json
+    # key, format spec).
+    comparison_columns = (
+        ("test accuracy", "test_accuracy", ".4f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+    )
 
     # --- Validation, before any data is read ---------------------------
     def validate(self, config):

@@ -130,6 +130,16 @@ class TranslationTask(Task):
 
     name = "translation"
     primary_metric = "bleu_beam"
+    comparison_columns = (
+        ("BLEU greedy", "bleu_greedy", ".2f"),
+        ("BLEU beam", "bleu_beam", ".2f"),
+        ("chrF greedy", "chrf_greedy", ".1f"),
+        ("chrF beam", "chrf_beam", ".1f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+        ("greedy sent/s", "greedy_sentences_per_s", ".1f"),
+        ("beam sent/s", "beam_sentences_per_s", ".1f"),
+    )
 
     def validate(self, config):
         cfg, ev = config.data, config.eval
