@@ -38,7 +38,9 @@ class AttentionRNN(keras.layers.RNN):
         go_backwards: process the sequence backwards.
         stateful: must be `False` (a memory belongs to one batch).
         unroll: unroll the loop (short, static-length sequences).
-        zero_output_for_mask: zero outputs at masked steps.
+        zero_output_for_mask: zero outputs (and alignments) at masked
+            steps (default); `False` repeats the previous step's output
+            (TensorFlow backend only).
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -92,7 +94,7 @@ class AttentionRNN(keras.layers.RNN):
         go_backwards=False,
         stateful=False,
         unroll=False,
-        zero_output_for_mask=False,
+        zero_output_for_mask=True,
         **kwargs,
     ):
         if isinstance(cell, dict):
@@ -105,6 +107,13 @@ class AttentionRNN(keras.layers.RNN):
             raise ValueError(
                 "AttentionRNN cannot be stateful: its memory belongs to one "
                 f"batch. Received: stateful={stateful!r}"
+            )
+        if not zero_output_for_mask and keras.backend.backend() == "jax":
+            # JAX's RNN loop repeats the first state at masked steps, which
+            # is not this cell's output.
+            raise ValueError(
+                "AttentionRNN needs zero_output_for_mask=True on the JAX "
+                "backend. Received: zero_output_for_mask=False"
             )
         if not isinstance(return_alignments, bool):
             raise ValueError(
@@ -193,8 +202,11 @@ class AttentionRNN(keras.layers.RNN):
                     inner.reset_recurrent_dropout_mask()
         output = outputs if self.return_sequences else last_output
         if self.return_alignments:
-            output, alignments = output
-            results = [ops.cast(output, self.compute_dtype), alignments]
+            # The cell packs [output; alignments] into one float32 tensor.
+            size = cell.compute_output_size(memory.shape[-1])
+            alignments = output[..., size:]
+            results = [ops.cast(output[..., :size], self.compute_dtype)]
+            results.append(alignments)
         else:
             results = [ops.cast(output, self.compute_dtype)]
         if self.return_state:
@@ -248,3 +260,13 @@ class AttentionRNN(keras.layers.RNN):
     def get_config(self):
         config = {"return_alignments": self.return_alignments}
         return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.RNN.from_config pops "cell" from the dict it is
+        # given; work on a copy so the caller's config stays intact.
+        config = dict(config)
+        cell = keras.saving.deserialize_keras_object(
+            config.pop("cell"), custom_objects=custom_objects
+        )
+        return cls(cell, **config)

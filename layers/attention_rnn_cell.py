@@ -105,7 +105,8 @@ class AttentionRNNCell(keras.layers.Layer):
     Returns:
         `(output, new_states)`, or `((output, alignments), new_states)` with
         `return_alignments=True`; `output` is `[B, output_size]`,
-        `alignments` float32 `[B, Tk]`.
+        `alignments` float32 `[B, Tk]`. (With a bound memory the two are
+        packed into one float32 tensor, see `bind_memory`.)
 
     Example:
     ```python
@@ -295,7 +296,9 @@ class AttentionRNNCell(keras.layers.Layer):
             memory: `[B, Tk, Dm]` memory.
             memory_mask: optional boolean `[B, Tk]`.
             projected_memory: optional precomputed `project_memory(memory)`.
-            return_alignments: steps return `(output, alignments)`.
+            return_alignments: every step returns the float32
+                concatenation `[output; alignments]` (split it at
+                `output_size`), so that the RNN loop handles one tensor.
         """
         binding = self._binding
         if binding.memory is not None:
@@ -454,6 +457,13 @@ class AttentionRNNCell(keras.layers.Layer):
             new_states = new_cell
         if self._counts_steps:
             new_states = new_states + [step + 1]
+        if return_alignments and memory is binding.memory:
+            # Inside a keras.layers.RNN loop: one packed float32 tensor
+            # (backends mask and stack one tensor per step, not a tuple).
+            packed = ops.concatenate(
+                [ops.cast(output, "float32"), alignments], axis=-1
+            )
+            return packed, new_states
         if return_alignments:
             return (output, alignments), new_states
         return output, new_states

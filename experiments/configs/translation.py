@@ -65,6 +65,9 @@ class TranslationEvalConfig(EvalConfig):
         length_penalty: GNMT length penalty alpha of the beam search.
         samples: sample translations written beside their references.
         attention_maps: sentences whose alignment heatmap is drawn.
+        compiled: decode the test split with `tf.function` graphs (eager
+            step-by-step decoding when `False`: slower per sentence, but no
+            tracing -- for smoke runs).
         jit_compile: XLA-compile the evaluation decoders.
         export_search: search of the exported model, `"beam"` or
             `"greedy"` (the other is exported as a second signature).
@@ -74,6 +77,7 @@ class TranslationEvalConfig(EvalConfig):
     beam_width: int = 4
     length_penalty: float = 0.6
     samples: int = 20
+    compiled: bool = True
     jit_compile: bool = False
     export_search: str = "beam"
 

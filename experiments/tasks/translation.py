@@ -376,6 +376,8 @@ class TranslationTask(Task):
                 length_penalty=ev.length_penalty,
             )
 
+        if not getattr(ev, "compiled", True):
+            return translate
         return tf.function(
             translate,
             jit_compile=bool(ev.jit_compile),
@@ -402,26 +404,25 @@ class TranslationTask(Task):
             )
             start = time.perf_counter()
             result = translate(ids)
-            best = result.tokens if method == "greedy" else result.tokens[:, 0]
-            lengths = (
-                result.lengths if method == "greedy" else result.lengths[:, 0]
-            )
-            best = best.numpy()
+            pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
+            best = pick(result.tokens).numpy()
+            lengths = pick(result.lengths).numpy()
             elapsed += time.perf_counter() - start
-            tokens += int(np.sum(lengths.numpy()))
+            tokens += int(np.sum(lengths))
             text = target_tok.detokenize(best).numpy()
             attention = result.attention
             if attention is not None:
-                attention = (
-                    attention if method == "greedy" else attention[:, 0]
-                ).numpy()
+                attention = pick(attention).numpy()
+            ids, truncated = ids.numpy(), truncated.numpy()
+            batch_sources = batch_sources.numpy()
+            batch_targets = batch_targets.numpy()
             for i in range(len(text)):
-                sources.append(batch_sources[i].numpy().decode("utf-8"))
-                references.append(batch_targets[i].numpy().decode("utf-8"))
+                sources.append(batch_sources[i].decode("utf-8"))
+                references.append(batch_targets[i].decode("utf-8"))
                 hypotheses.append(text[i].decode("utf-8"))
                 outputs.append(
                     {
-                        "source_ids": ids[i].numpy(),
+                        "source_ids": ids[i],
                         "ids": best[i],
                         "length": int(lengths[i]),
                         "attention": None
@@ -575,6 +576,12 @@ def make_serving_fn(
         input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]
     )
     def serve(sentences):
+        # An empty batch runs one placeholder sentence (recurrent layers
+        # cannot step over zero examples); the results are cut back below.
+        batch = tf.shape(sentences)[0]
+        sentences = tf.cond(
+            batch > 0, lambda: sentences, lambda: tf.constant([""])
+        )
         ids, truncated = encode_sources(
             source_tokenizer, sentences, max_source_length
         )
@@ -613,7 +620,7 @@ def make_serving_fn(
             )
             # [B, L, S] attention of each target token over the source.
             outputs["attention"] = attention
-        return outputs
+        return {key: value[:batch] for key, value in outputs.items()}
 
     return serve
 
