@@ -257,3 +257,45 @@ def word_attention_html(examples, captions=None, title=""):
         parts.append(f'<p class="t">{words}</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def alignment_heatmaps(alignments, path, title=""):
+    """Draws attention alignments: source tokens x target tokens.
+
+    The picture of Bahdanau et al. 2014 (fig. 3): one panel per sentence,
+    target tokens down the rows, source tokens along the columns, the
+    weight of each (target, source) pair in grey levels.
+
+    Args:
+        alignments: list of `(weights [T, S], source_tokens, target_tokens,
+            caption)`.
+        path: output PNG.
+        title: figure title.
+    """
+    n = len(alignments)
+    cols = min(2, n)
+    rows = math.ceil(n / cols)
+    sizes = [(len(a[1]), len(a[2])) for a in alignments]
+    width = max(s for s, _ in sizes)
+    height = max(t for _, t in sizes)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(cols * (1.5 + 0.32 * width), rows * (1.6 + 0.3 * height)),
+        squeeze=False,
+    )
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (weights, source, target, caption) in zip(axes.flat, alignments):
+        weights = np.asarray(weights, "float32")[: len(target), : len(source)]
+        ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(source)))
+        ax.set_xticklabels(source, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(target)))
+        ax.set_yticklabels(target, fontsize=8)
+        ax.xaxis.tick_top()
+        if caption:
+            ax.set_xlabel(caption, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -2,3 +2,4 @@
 
 from experiments.configs import image_classification
 from experiments.configs import text_classification
+from experiments.configs import translation

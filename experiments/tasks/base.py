@@ -58,6 +58,13 @@ class Task:
     primary_metric = "test_accuracy"
     # Further metrics `ablate` tabulates (mean ± std) beside it.
     secondary_metrics = ()
+    # Columns of `python -m experiments compare`: (header, metrics.json
+    # key, format spec).
+    comparison_columns = (
+        ("test accuracy", "test_accuracy", ".4f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+    )
 
     # --- Validation, before any data is read ---------------------------
     def validate(self, config):
