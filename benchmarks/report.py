@@ -179,7 +179,7 @@ def render_markdown(results):
         + ".",
         f"- Software: Python {v.get('python')}, TensorFlow "
         f"{v.get('tensorflow')}, Keras {v.get('keras')}, JAX {v.get('jax')}.",
-        f"- Machine limit (float32 matmul, best of several): "
+        "- Machine limit (float32 matmul, best of several): "
         + (f"{fmt(roofline)} GFLOP/s." if roofline else "not measured."),
         f"- Load average (1/5/15 min) at start {load.get('start')}, at end "
         f"{load.get('end')} on {machine['cores']} cores"

@@ -89,7 +89,11 @@ def ablate(
     verbose="auto",
 ):
     """Runs the ablation and returns its results dict (see module doc)."""
+    import keras
+
     from experiments import runner
+    from experiments import timing
+    from experiments import training
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)
@@ -129,16 +133,29 @@ def ablate(
     times = {}
     batch_size = None
     if timing_rounds > 0:
+        # Step time: every variant on the same batch, after warm-up,
+        # interleaved.
         print(
             "\nTiming training steps (same batch, after warm-up)...",
             flush=True,
         )
-        times, batch_size = measure_step_times(
-            base,
-            configs,
-            data_dir=data_dir,
-            rounds=timing_rounds,
-            steps=timing_steps,
+        keras.backend.clear_session()
+        training.set_seed(0)
+        data = task.load_data(base, data_dir, None)
+        batch = task.timing_batch(data)
+        batch_size = int(np.shape(keras.tree.flatten(batch[0])[0])[0])
+        compiled = {}
+        for model, config in configs.items():
+            net = task.build_model(config, data)
+            net.compile(
+                optimizer=training.build_optimizer(
+                    config.train, data.steps_per_epoch
+                ),
+                loss=task.loss(config),
+            )
+            compiled[model] = net
+        times = timing.compare_step_times(
+            compiled, batch, steps=timing_steps, rounds=timing_rounds
         )
     metric = task.primary_metric
     extra_metrics = [m for m in task.secondary_metrics if m != metric]
@@ -192,52 +209,6 @@ def ablate(
     print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
     summary["out"] = out
     return summary
-
-
-def measure_step_times(base, configs, data_dir=None, rounds=50, steps=2):
-    """Training-step times of several model configs on one batch.
-
-    Every variant is built and compiled like a run of the experiment
-    (`base`'s task, optimiser and loss), then timed on the same training
-    batch after warm-up, variants interleaved (`experiments.timing`).
-    Shared by `ablate` and the benchmark harness (`benchmarks/`).
-
-    Args:
-        base: the resolved experiment config (data and task).
-        configs: `{label: resolved config}`, one per variant.
-        data_dir: TFDS data directory.
-        rounds: timing rounds (every round times every variant in turn).
-        steps: timed steps per variant per round.
-
-    Returns:
-        `(times, batch_size)`: `compare_step_times`' dict and the size of
-        the timed batch.
-    """
-    import keras
-
-    from experiments import timing
-    from experiments import training
-
-    task = get_task(base.task)
-    keras.backend.clear_session()
-    training.set_seed(0)
-    data = task.load_data(base, data_dir, None)
-    batch = task.timing_batch(data)
-    batch_size = int(np.shape(keras.tree.flatten(batch[0])[0])[0])
-    compiled = {}
-    for label, config in configs.items():
-        net = task.build_model(config, data)
-        net.compile(
-            optimizer=training.build_optimizer(
-                config.train, data.steps_per_epoch
-            ),
-            loss=task.loss(config),
-        )
-        compiled[label] = net
-    times = timing.compare_step_times(
-        compiled, batch, steps=steps, rounds=rounds
-    )
-    return times, batch_size
 
 
 def _timing_columns(times, model, reference):

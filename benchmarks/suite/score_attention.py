@@ -1,4 +1,4 @@
-"""Benchmark 2: Luong/Bahdanau attention vs Keras's Attention layers, equal work.
+"""Benchmark 2: Luong/Bahdanau vs Keras's Attention layers at equal work.
 
 Keras's `Attention(score_mode="dot")` is Luong's dot score without
 weights; Keras has no "general" score, and `AdditiveAttention` learns no

@@ -98,9 +98,7 @@ def self_attention(ctx):
     )
     others = [
         f"{'XLA' if j else 'graph'}: "
-        + ", ".join(
-            f"seq {s} {w:.2f}x wall / {c:.2f}x CPU" for _, w, c, s in v
-        )
+        + ", ".join(f"seq {s} {w:.2f}x wall / {c:.2f}x CPU" for _, w, c, s in v)
         for j, v in best.items()
     ]
     return Result(

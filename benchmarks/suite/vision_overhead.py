@@ -1,0 +1,121 @@
+"""Benchmark 5: SE / CBAM / ECA step-time overhead over plain ResNet-20.
+
+The image vertical's CIFAR ResNet-20 (`resnet20`) and its attentive
+variants (`se_resnet20`, `cbam_resnet20`, `eca_resnet20`, one block in
+every residual branch) on CIFAR-10-shaped input (32 x 32 x 3 uint8,
+batch 64): training steps (`train_on_batch`, SGD with momentum as in the
+image recipes) and inference (`predict_on_batch`) of every model on the
+same batch, interleaved. Reported as overhead over the plain ResNet-20;
+no goal (the papers claim a small overhead: it is measured here).
+"""
+
+from benchmarks import report
+from benchmarks.registry import Result
+from benchmarks.registry import register_benchmark
+
+MODELS = ("resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20")
+BATCH = 64
+SHAPE = (32, 32, 3)
+
+
+def _overhead(m, name, clock):
+    """Median paired time ratio `name / resnet20` minus 1 (a fraction)."""
+    r = m[name][f"speedup_{clock}"]
+    value = r["paired"]["median"] if r.get("paired") else r["speedup"]
+    return 1.0 / value - 1.0
+
+
+@register_benchmark(
+    "vision_overhead",
+    "5",
+    "SE / CBAM / ECA step-time overhead over plain ResNet-20",
+)
+def vision_overhead(ctx):
+    import keras
+    import numpy as np
+
+    import zoo
+    from benchmarks.suite.common import compare
+    from experiments import runner
+    from experiments import training
+    from experiments.timing import train_step_fn
+
+    recipe = runner.resolve("digits_resnet20")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (BATCH, *SHAPE)).astype("uint8")
+    y = keras.utils.to_categorical(rng.integers(0, 10, BATCH), 10)
+    train_fns, infer_fns, params = {}, {}, {}
+    for name in MODELS:
+        training.set_seed(0)
+        model = zoo.build(name, input_shape=SHAPE, num_classes=10)
+        model.compile(
+            optimizer=training.build_optimizer(recipe.train, 100),
+            loss="categorical_crossentropy",
+        )
+        params[name] = int(model.count_params())
+        train_fns[name] = train_step_fn(model, (x, y))
+        infer_fns[name] = lambda m=model: np.asarray(m.predict_on_batch(x))
+    rounds = ctx.pick(10, 2)
+    measurements = {}
+    rows = []
+    for mode, fns in (("train step", train_fns), ("inference", infer_fns)):
+        ctx.log(f"{mode}: {len(fns)} models, {rounds} rounds")
+        m = compare(
+            fns,
+            "resnet20",
+            warmup=ctx.pick(3, 2),
+            steps=ctx.pick(2, 1),
+            rounds=rounds,
+        )
+        measurements[mode] = m
+        for name in MODELS:
+            base = name == "resnet20"
+            rows.append(
+                [
+                    mode,
+                    name,
+                    f"{params[name]:,}",
+                    report.fmt_stat(m[name]["wall_ms"]),
+                    m[name]["cpu_ms"]["median"],
+                    "reference"
+                    if base
+                    else f"{_overhead(m, name, 'wall'):+.1%}",
+                    "reference"
+                    if base
+                    else f"{_overhead(m, name, 'cpu'):+.1%}",
+                ]
+            )
+    summary = "; ".join(
+        f"{name}: {_overhead(measurements['train step'], name, 'wall'):+.1%} "
+        f"wall / {_overhead(measurements['train step'], name, 'cpu'):+.1%} "
+        "CPU"
+        for name in MODELS[1:]
+    )
+    return Result(
+        setup={
+            "models": list(MODELS),
+            "batch": BATCH,
+            "input_shape": list(SHAPE),
+            "optimizer": recipe.train.optimizer,
+        },
+        method=(
+            "Each model built by `zoo.build(name, input_shape=(32, 32, 3), "
+            "num_classes=10)` and compiled with the image recipes' SGD; "
+            f"`train_on_batch` (and `predict_on_batch`) on one uint8 batch "
+            f"of {BATCH}, models interleaved round by round after warm-up. "
+            "Overhead = median over rounds of (model time / ResNet-20 time) "
+            "- 1."
+        ),
+        columns=[
+            "mode",
+            "model",
+            "parameters",
+            "ms, wall (IQR)",
+            "ms, CPU",
+            "overhead, wall",
+            "overhead, CPU",
+        ],
+        rows=rows,
+        measurements=measurements,
+        notes=[f"Training-step overhead over ResNet-20: {summary}."],
+    )
