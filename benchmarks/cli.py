@@ -5,6 +5,7 @@
     python -m benchmarks run --quick           # fewer repetitions (minutes)
     python -m benchmarks run self_attention 8  # by name or issue number
     python -m benchmarks report FILE.json      # redraw the markdown table
+    python -m benchmarks report FILE.json --readme OUT.md  # README section
 
 Each benchmark runs in its own process; the results go to
 `benchmarks/results/<machine>-<date>.json` and `.md`. User errors (an
@@ -46,11 +47,17 @@ def _parser():
     run.add_argument(
         "--timeout",
         type=int,
-        default=1800,
-        help="seconds allowed per benchmark (default 1800)",
+        default=3600,
+        help="seconds allowed per benchmark (default 3600)",
     )
     redraw = sub.add_parser("report", help="redraw the markdown of a JSON")
     redraw.add_argument("path")
+    redraw.add_argument(
+        "--readme",
+        default=None,
+        metavar="OUT.md",
+        help="write the README's Performance section here instead",
+    )
     child = sub.add_parser("_child")  # internal: one benchmark, here
     child.add_argument("name")
     child.add_argument("--result", required=True)
@@ -68,11 +75,16 @@ def _list():
     return 0
 
 
-def _redraw(path):
+def _redraw(path, readme=None):
     if not os.path.exists(path):
         raise runner.HarnessError(f"No such results file: {path}")
     with open(path) as f:
         results = json.load(f)
+    if readme:
+        rel = os.path.relpath(os.path.abspath(path), runner.REPO_ROOT)
+        report.write_text(readme, report.render_readme(results, rel))
+        print(readme)
+        return 0
     md_path = os.path.splitext(path)[0] + ".md"
     report.write_text(md_path, report.render_markdown(results))
     print(md_path)
@@ -86,7 +98,7 @@ def main(argv=None):
         if args.command == "list":
             return _list()
         if args.command == "report":
-            return _redraw(args.path)
+            return _redraw(args.path, args.readme)
         if args.command == "_child":
             return runner.run_child(
                 args.name, args.result, args.quick, args.device

@@ -239,6 +239,67 @@ def render_markdown(results):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _loaded(results):
+    start = (results.get("load_average") or {}).get("start") or [0]
+    return start[0] > results["machine"]["cores"] * 0.5
+
+
+def render_readme(results, json_path):
+    """The README's "## Performance" section: hardware, the command that
+    regenerates the figures, and every goal marked met or not met."""
+    machine = results["machine"]
+    harness = results["harness"]
+    load = results.get("load_average") or {}
+    roofline = machine.get("matmul_gflops")
+    md_path = os.path.splitext(json_path)[0] + ".md"
+    lines = [
+        "## Performance",
+        "",
+        "Measured by the benchmark harness (`benchmarks/`): every comparison "
+        "is a ratio of two contenders measured side by side in one process "
+        "on the same shapes (interleaved, after warm-up, median of several "
+        "repetitions); absolute times hold only for the hardware below. "
+        "Regenerate with:",
+        "",
+        "```sh",
+        harness["command"],
+        "```",
+        "",
+        f"- Hardware: {machine['cpu_model']}, {machine['cores']} cores"
+        + (" (shared with other jobs)" if _loaded(results) else "")
+        + f", {fmt(machine.get('memory_gb'))} GiB RAM, "
+        + (f"GPU {machine['gpu']}" if machine.get("gpu") else "no GPU")
+        + f"; device `{harness['device']}`.",
+        "- Machine limit (measured float32 matmul): "
+        + (f"{fmt(roofline)} GFLOP/s." if roofline else "not measured."),
+        f"- Run: {harness.get('started')}, {fmt(harness.get('wall_s'))} s; "
+        f"load average {load.get('start')} at the start, {load.get('end')} "
+        "at the end. Under load, goals are judged on process CPU time "
+        "(wall times mostly measure waiting for a core); both are shown.",
+        f"- Full results: `{json_path}` and `{md_path}` (method, setup, "
+        "every sample).",
+        "",
+        markdown_table(
+            ["#", "benchmark", "goal", "measured", "verdict"],
+            goal_rows(results),
+        ),
+        "",
+    ]
+    for entry in _ordered(results["benchmarks"]):
+        if entry.get("status") != "ok" or not entry.get("columns"):
+            continue
+        lines += [
+            f"### {entry.get('number', '')}. {entry.get('title')}",
+            "",
+            markdown_table(entry["columns"], entry["rows"]),
+            "",
+        ]
+        lines += [f"- {n}" for n in entry.get("notes") or []]
+        if entry.get("notes"):
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def write_results(results, out_dir):
     """Writes `<stem>.json` and `<stem>.md` into `out_dir`; returns paths."""
     stem = results_stem(

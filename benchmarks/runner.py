@@ -213,7 +213,7 @@ def run(
     device="cpu",
     label=None,
     out_dir=DEFAULT_OUT,
-    timeout=1800,
+    timeout=3600,
     command=None,
 ):
     """Runs the benchmarks and writes the results; returns the JSON path.

@@ -65,7 +65,7 @@ def decoding(ctx):
 
     basis, why = judging_basis()
     vocab = 8000
-    max_length = ctx.pick(32, 12)
+    max_length = ctx.pick(24, 12)
     source = tf.constant(_source_ids(vocab))
     rows, measurements, headline = [], {}, {}
     models = ctx.pick(MODELS, MODELS[:1])
@@ -103,7 +103,7 @@ def decoding(ctx):
             "beam, compiled": run(compiled["beam"], "beam"),
             "greedy, compiled": run(compiled["greedy"], "greedy"),
         }
-        rounds = ctx.pick(4, 1)
+        rounds = ctx.pick(3, 1)
         ctx.log(f"{name}: max_length {max_length}, {rounds} rounds")
         m = compare(fns, "beam, eager", warmup=1, rounds=rounds)
         measurements[name] = {**m, "tokens": dict(tokens)}

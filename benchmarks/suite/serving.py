@@ -164,7 +164,7 @@ def export_models(folder):
     export_text_classifier(model, ["negative", "positive"], path)
     np.savez(
         os.path.join(folder, "text.npz"),
-        text=np.array(english[:32], dtype=object).astype(bytes),
+        text=np.array([t.encode("utf-8") for t in english[:32]]),
     )
     cases.append(
         {
@@ -202,7 +202,7 @@ def export_models(folder):
     )
     np.savez(
         os.path.join(folder, "translation.npz"),
-        sentences=np.array(german[100:132], dtype=object).astype(bytes),
+        sentences=np.array([t.encode("utf-8") for t in german[100:132]]),
     )
     cases.append(
         {
@@ -261,7 +261,7 @@ def serving(ctx):
         {
             "image classification": [(1, 100), (32, 30)],
             "text classification": [(1, 100), (32, 30)],
-            "translation": [(1, 10), (32, 5)],
+            "translation": [(1, 8), (32, 4)],
         },
         {
             "image classification": [(1, 10), (32, 3)],

@@ -126,15 +126,15 @@ def transformer_mfu(ctx):
             kwargs["num_layers"],
             2,
         )
-        rounds = ctx.pick(12, 3)
+        rounds = ctx.pick(8 if batch * seq <= 2048 else 4, 3)
         ctx.log(f"{label}: batch {batch}, {rounds} rounds")
         samples = interleave(
             {
                 "train_step": train_step_fn(model, (x, y)),
                 "matmul": lambda: product(a, b).numpy(),
             },
-            warmup=ctx.pick(5, 2),
-            steps=ctx.pick(3, 2),
+            warmup=ctx.pick(3, 2),
+            steps=2,
             rounds=rounds,
         )
         step, mm = samples["train_step"], samples["matmul"]

@@ -3,7 +3,7 @@
 The image vertical's CIFAR ResNet-20 (`resnet20`) and its attentive
 variants (`se_resnet20`, `cbam_resnet20`, `eca_resnet20`, one block in
 every residual branch) on CIFAR-10-shaped input (32 x 32 x 3 uint8,
-batch 64): training steps (`train_on_batch`, SGD with momentum as in the
+batch 32): training steps (`train_on_batch`, SGD with momentum as in the
 image recipes) and inference (`predict_on_batch`) of every model on the
 same batch, interleaved. Reported as overhead over the plain ResNet-20;
 no goal (the papers claim a small overhead: it is measured here).
@@ -14,7 +14,7 @@ from benchmarks.registry import Result
 from benchmarks.registry import register_benchmark
 
 MODELS = ("resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20")
-BATCH = 64
+BATCH = 32
 SHAPE = (32, 32, 3)
 
 
@@ -55,7 +55,7 @@ def vision_overhead(ctx):
         params[name] = int(model.count_params())
         train_fns[name] = train_step_fn(model, (x, y))
         infer_fns[name] = lambda m=model: np.asarray(m.predict_on_batch(x))
-    rounds = ctx.pick(10, 2)
+    rounds = ctx.pick(6, 2)
     measurements = {}
     rows = []
     for mode, fns in (("train step", train_fns), ("inference", infer_fns)):
@@ -63,8 +63,8 @@ def vision_overhead(ctx):
         m = compare(
             fns,
             "resnet20",
-            warmup=ctx.pick(3, 2),
-            steps=ctx.pick(2, 1),
+            warmup=2,
+            steps=1,
             rounds=rounds,
         )
         measurements[mode] = m
