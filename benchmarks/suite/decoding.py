@@ -90,6 +90,9 @@ def decoding(ctx):
             method: compile_search(lambda ids, m=method: search(ids, m))
             for method in ("greedy", "beam")
         }
+        compiled["beam xla"] = compile_search(
+            lambda ids: search(ids, "beam"), jit_compile=True
+        )
         tokens = {}
 
         def run(fn, method, tokens=tokens):
@@ -101,20 +104,29 @@ def decoding(ctx):
         fns = {
             "beam, eager": run(lambda ids: search(ids, "beam"), "beam eager"),
             "beam, compiled": run(compiled["beam"], "beam"),
+            "beam, compiled (XLA)": run(compiled["beam xla"], "beam xla"),
             "greedy, compiled": run(compiled["greedy"], "greedy"),
         }
         rounds = ctx.pick(3, 1)
         ctx.log(f"{name}: max_length {max_length}, {rounds} rounds")
         m = compare(fns, "beam, eager", warmup=1, rounds=rounds)
         measurements[name] = {**m, "tokens": dict(tokens)}
+        # The goal: the better of the two compiled modes (same for both
+        # clocks, chosen on the judging basis).
+        best = max(
+            ("beam, compiled", "beam, compiled (XLA)"),
+            key=lambda k: speedup(m[k], basis),
+        )
         headline[name] = (
-            speedup(m["beam, compiled"], basis),
-            speedup(m["beam, compiled"], "wall"),
-            speedup(m["beam, compiled"], "cpu"),
+            speedup(m[best], basis),
+            speedup(m[best], "wall"),
+            speedup(m[best], "cpu"),
+            best,
         )
         produced = {
             "beam, eager": tokens["beam eager"],
             "beam, compiled": tokens["beam"],
+            "beam, compiled (XLA)": tokens["beam xla"],
             "greedy, compiled": tokens["greedy"],
         }
         for label, entry in m.items():
@@ -140,8 +152,6 @@ def decoding(ctx):
         measurements[name]["greedy_over_beam_tokens_per_s"] = beam / greedy
         measurements[name]["experiment"] = experiment
         measurements[name]["model_kwargs"] = kwargs
-    first = models[0]
-    value, wall, cpu = headline[first]
     return Result(
         setup={
             "models": list(models),
@@ -156,7 +166,8 @@ def decoding(ctx):
             f"on a batch of {BATCH} padded sources of up to {SOURCE_LENGTH} "
             "tokens: called eagerly (each `tf.while_loop` step runs from "
             "Python) or compiled with `zoo.decoding.compile_search` "
-            "(`tf.function`); one warm-up call each (tracing), then the "
+            "(`tf.function`, also with XLA: `jit_compile=True`); one warm-up "
+            "call each (tracing, compiling), then the "
             "contenders alternate. Tokens = produced tokens of the returned "
             "translations (best beam); tokens/s on wall time."
         ),
@@ -173,18 +184,15 @@ def decoding(ctx):
         rows=rows,
         goals=[
             goal(
-                f"compiled beam search >= {TARGET:g}x eager step-by-step",
+                f"compiled beam search >= {TARGET:g}x eager step-by-step "
+                f"({name})",
                 value,
                 TARGET,
                 ">=",
-                measured=f"{wall:.1f}x wall / {cpu:.1f}x CPU",
-                basis=f"{first}; judged on {why}",
-                note="; ".join(
-                    f"{n}: {w:.1f}x wall"
-                    for n, (_, w, _) in headline.items()
-                    if n != first
-                ),
+                measured=f"{wall:.1f}x wall / {cpu:.1f}x CPU ({mode})",
+                basis=f"judged on {why}",
             )
+            for name, (value, wall, cpu, mode) in headline.items()
         ],
         measurements=measurements,
         notes=[

@@ -70,8 +70,10 @@ def _rss_mb():
 
 def memory_child(impl, seq, steps, limit_gb, device="cpu"):
     """Runs in a fresh process: peak memory and time of `steps` steps."""
-    limit = int(limit_gb * 2**30)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    if device == "cpu":
+        # (A GPU driver maps large host regions: no data cap there.)
+        limit = int(limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     import tensorflow as tf
 
     from benchmarks.suite.common import random_inputs
