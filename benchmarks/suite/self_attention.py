@@ -96,6 +96,38 @@ def self_attention(ctx):
         f"{worst[1]:.3f}x wall / {worst[2]:.3f}x CPU time (seq {worst[3]}, "
         f"{mode}, both layers in that mode)"
     )
+    # Each layer in its own faster mode (e.g. Keras with XLA, which `fit`
+    # uses by default on TensorFlow when a model compiles): the ratio of
+    # the best medians, per length.
+    best_vs_best = []
+    for seq in seqs:
+        ratios = {}
+        for clock in ("wall", "cpu"):
+            med = {
+                (name, jit): measurements[
+                    f"seq{seq}_{'xla' if jit else 'graph'}"
+                ][name][f"{clock}_ms"]["median"]
+                for name in ("keras", "ours")
+                for jit in jits
+            }
+            k_jit = min(jits, key=lambda j: med[("keras", j)])
+            o_jit = min(jits, key=lambda j: med[("ours", j)])
+            ratios[clock] = (
+                med[("keras", k_jit)] / med[("ours", o_jit)],
+                k_jit,
+                o_jit,
+            )
+        best_vs_best.append((ratios[basis][0], ratios, seq))
+    bvb = min(best_vs_best, key=lambda r: r[0])
+
+    def _mode(jit):
+        return "XLA" if jit else "graph"
+
+    bvb_measured = (
+        f"{bvb[1]['wall'][0]:.3f}x wall / {bvb[1]['cpu'][0]:.3f}x CPU "
+        f"(seq {bvb[2]}: keras {_mode(bvb[1][basis][1])} vs ours "
+        f"{_mode(bvb[1][basis][2])})"
+    )
     others = [
         f"{'XLA' if j else 'graph'}: "
         + ", ".join(f"seq {s} {w:.2f}x wall / {c:.2f}x CPU" for _, w, c, s in v)
@@ -136,13 +168,23 @@ def self_attention(ctx):
         goals=[
             goal(
                 f"throughput >= {TARGET}x keras.layers.MultiHeadAttention "
-                "(batch 16, 8 heads, width 256, seq 128 and 512)",
+                "(batch 16, 8 heads, width 256, seq 128 and 512), each "
+                "layer in its faster compilation mode",
+                bvb[0],
+                TARGET,
+                ">=",
+                measured=bvb_measured,
+                basis=f"worse of the two lengths; judged on {why}",
+            ),
+            goal(
+                f"throughput >= {TARGET}x keras MHA, both layers in the "
+                "same compilation mode",
                 worst[0],
                 TARGET,
                 ">=",
                 measured=measured,
                 basis=f"worse of the two lengths; judged on {why}",
-            )
+            ),
         ],
         measurements=measurements,
         notes=["All measured ratios: " + "; ".join(others) + "."],
