@@ -1,7 +1,7 @@
 """`python -m benchmarks list | run [--quick] [--device cpu|gpu] [NAME ...]`.
 
     python -m benchmarks list                  # benchmarks and their goals
-    python -m benchmarks run                   # all of them (~20 min, 2 CPUs)
+    python -m benchmarks run                   # all (~45 min, shared 2 CPUs)
     python -m benchmarks run --quick           # fewer repetitions (minutes)
     python -m benchmarks run self_attention 8  # by name or issue number
     python -m benchmarks report FILE.json      # redraw the markdown table

@@ -190,7 +190,7 @@ def render_markdown(results):
             else "."
         ),
         f"- Command: `{harness['command']}` ({fmt(harness.get('wall_s'))} s "
-        "wall).",
+        "wall)." + _kept_text(harness),
         "",
         "## Goals",
         "",
@@ -239,6 +239,16 @@ def render_markdown(results):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _kept_text(harness):
+    kept = harness.get("kept_from_earlier_run")
+    if not kept:
+        return ""
+    return (
+        f" Kept from the earlier run `{kept.get('command')}` (started "
+        f"{kept.get('started')}): {', '.join(kept.get('benchmarks', []))}."
+    )
+
+
 def _loaded(results):
     start = (results.get("load_average") or {}).get("start") or [0]
     return start[0] > results["machine"]["cores"] * 0.5
@@ -262,7 +272,8 @@ def render_readme(results, json_path):
         "Regenerate with:",
         "",
         "```sh",
-        harness["command"],
+        "python -m benchmarks run"
+        + (" --quick" if harness.get("quick") else ""),
         "```",
         "",
         f"- Hardware: {machine['cpu_model']}, {machine['cores']} cores"
@@ -275,7 +286,8 @@ def render_readme(results, json_path):
         f"- Run: {harness.get('started')}, {fmt(harness.get('wall_s'))} s; "
         f"load average {load.get('start')} at the start, {load.get('end')} "
         "at the end. Under load, goals are judged on process CPU time "
-        "(wall times mostly measure waiting for a core); both are shown.",
+        "(wall times mostly measure waiting for a core); both are shown."
+        + _kept_text(harness),
         f"- Full results: `{json_path}` and `{md_path}` (method, setup, "
         "every sample).",
         "",
