@@ -35,6 +35,7 @@ import tensorflow as tf
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
+from experiments.configs.captioning import CAPTIONERS
 from experiments.configs.captioning import SEARCHES
 from experiments.errors import UserError
 from experiments.rundir import write_json
@@ -347,6 +348,9 @@ class CaptioningTask(Task):
             vocabulary=vocabulary,
             image_shape=shape,
         )
+
+    def ablation_models(self, config):
+        return list(CAPTIONERS)
 
     def fit_kwargs(self, config, data):
         return {"steps_per_epoch": data.steps_per_epoch}
