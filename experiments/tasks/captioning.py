@@ -610,10 +610,13 @@ def make_serving_fn(
     rows, cols = model.feature_grid
     words = tf.constant(list(vocabulary))
 
+    # No autograph: the control flow is explicit (tf.cond, the searches'
+    # tf.while_loop).
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
-        ]
+        ],
+        autograph=False,
     )
     def serve(images):
         batch = tf.shape(images)[0]

@@ -88,6 +88,37 @@ def test_attention_in_boxes_hand_computed():
     )
 
 
+# === COCO pipeline (TFDS mock data) ===
+
+
+def test_coco_pipeline_on_tfds_mock_data(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    # mock_data fakes the examples, not the prepared state on disk.
+    monkeypatch.setattr(
+        captioning.data_lib,
+        "load_builder",
+        lambda name, *args, **kwargs: tfds.builder(name),
+    )
+    config = runner.resolve("coco_captions", ["data.image_size=[24,32]"])
+    task = captioning.TASK
+    task.validate(config)
+    with tfds.testing.mock_data(num_examples=5):
+        data = task.load_data(config, None, None)
+        (inputs, target_out) = next(iter(data.train))
+        images, references, boxes = next(iter(data.test))
+    assert data.info["image_shape"] == [24, 32, 3]
+    # Every caption of an image is a training example.
+    assert data.info["num_train_examples"] > data.info["num_train_images"]
+    assert inputs["images"].shape[1:] == (24, 32, 3)
+    assert inputs["images"].dtype == tf.uint8
+    np.testing.assert_array_equal(inputs["target_in"][:, 0], 2)  # [START]
+    assert target_out.shape == inputs["target_in"].shape
+    assert inputs["target_in"].shape[1] <= config.data.max_caption_length - 1
+    assert images.shape[1:] == (24, 32, 3)
+    assert references.shape[1] > 1 and boxes.shape[1] == 0
+
+
 # === Export, served in a fresh process ===
 
 _SERVE = textwrap.dedent(
