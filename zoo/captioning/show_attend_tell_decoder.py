@@ -87,6 +87,11 @@ class ShowAttendTellDecoder(keras.layers.Layer):
       With probability `expectation_probability` an image's sampled
       contexts are replaced by their expectation `alpha_t @ a` (the
       variance reduction of §4.1); those images get no REINFORCE term.
+      The attention scores read the annotation vectors through a stop
+      gradient: the REINFORCE gradient reaches the encoder only through the
+      LSTM state, not through every key of every step (the paper's
+      encoder, a pretrained VGG, was not trained at all; without the stop
+      its noise outweighs the encoder's likelihood gradient ~15x).
 
     The targets of the reward are derived from `target_in` (shifted left,
     end token appended: the pipelines' teacher-forcing convention).
@@ -323,9 +328,14 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             log_prob = ops.zeros_like(alpha[:, 0])
             entropy = log_prob
         else:
+            # The scores read the annotations without gradient, so the
+            # score-function (REINFORCE) gradient does not flood the
+            # encoder (the paper's VGG encoder was fixed). The selected
+            # vectors (the values) keep their gradient.
             attended, alpha, log_prob, probs = self.attention_layer(
                 h,
                 annotations,
+                key=ops.stop_gradient(annotations),
                 return_attention_scores=True,
                 return_log_probs=True,
                 return_probabilities=True,
