@@ -91,7 +91,8 @@ class ShowAttendTellDecoder(keras.layers.Layer):
       gradient: the REINFORCE gradient reaches the encoder only through the
       LSTM state, not through every key of every step (the paper's
       encoder, a pretrained VGG, was not trained at all; without the stop
-      its noise outweighs the encoder's likelihood gradient ~15x).
+      its gradient was ~9x the likelihood gradient at initialisation on
+      digit_scenes, ~15x on the CNN kernels).
 
     The targets of the reward are derived from `target_in` (shifted left,
     end token appended: the pipelines' teacher-forcing convention).
