@@ -9,16 +9,17 @@ One model per task, exported with the experiments' own export functions
   recipe size), raw strings in -> probabilities, tokens, word attention;
 - translation: `transformer_translator` (the Ding recipe size) with
   WordPiece tokenisers, German strings in -> English strings out, beam
-  search (4 beams) inside the graph.
+  search (4 beams) inside the graph;
+- image captioning: `show_attend_tell_soft` (the digit_scenes recipe),
+  uint8 images in -> captions and attention maps, beam search (3 beams).
 
 Each SavedModel is then loaded with `tf.saved_model.load` in a fresh
 Python process that never imports this project (checked), and its
 `serving_default` is timed at batch 1 and batch 32: p50 and p99 latency.
-Image captioning has no model on main yet: not measured.
 
 The weights are untrained (latency does not depend on their values),
-except that an untrained translator never emits the end token early: it
-decodes the full `max_target_length` tokens, the worst case.
+except that an untrained translator or captioner never emits the end
+token early: it decodes its full maximum length, the worst case.
 """
 
 import json
@@ -120,6 +121,10 @@ def export_models(folder):
 
     import zoo
     from experiments import runner
+    from experiments.tasks.captioning import (
+        build_vocabulary as build_caption_vocabulary,
+    )
+    from experiments.tasks.captioning import export_captioner
     from experiments.tasks.image_classification import TASK as IMAGE
     from experiments.tasks.text_classification import export_text_classifier
     from experiments.tasks.translation import export_translator
@@ -214,6 +219,48 @@ def export_models(folder):
             "input_name": "sentences",
         }
     )
+    # Image captioning.
+    recipe = runner.resolve("digit_scenes_soft")
+    digits = ("zero one two three four five six seven eight nine").split()
+    vocabulary = build_caption_vocabulary(
+        [f"{a} left of {b}" for a in digits for b in digits]
+        + [f"{a} above {b}" for a in digits for b in digits]
+    )
+    model = zoo.build(
+        recipe.model.name,
+        vocab_size=len(vocabulary),
+        max_caption_length=recipe.data.max_caption_length,
+        **recipe.model.kwargs,
+    )
+    height, width, channels = (int(d) for d in model.image_shape)
+    path = os.path.join(folder, "captioning")
+    export_captioner(
+        model,
+        vocabulary,
+        path,
+        max_caption_length=recipe.data.max_caption_length,
+        beam_width=recipe.eval.beam_width,
+        length_penalty=recipe.eval.length_penalty,
+        search=recipe.eval.export_search,
+    )
+    scenes = np.random.default_rng(1).integers(
+        0, 256, (32, height, width, channels)
+    )
+    np.savez(
+        os.path.join(folder, "captioning.npz"), images=scenes.astype("uint8")
+    )
+    cases.append(
+        {
+            "task": "image captioning",
+            "model": f"{recipe.model.name} (digit_scenes recipe, "
+            f"{height} x {width} x {channels}), beam "
+            f"{recipe.eval.beam_width}, max "
+            f"{recipe.data.max_caption_length} tokens",
+            "path": path,
+            "inputs": os.path.join(folder, "captioning.npz"),
+            "input_name": "images",
+        }
+    )
     return cases, corpus
 
 
@@ -262,15 +309,17 @@ def serving(ctx):
             "image classification": [(1, 100), (32, 30)],
             "text classification": [(1, 100), (32, 30)],
             "translation": [(1, 8), (32, 4)],
+            "image captioning": [(1, 30), (32, 10)],
         },
         {
             "image classification": [(1, 10), (32, 3)],
             "text classification": [(1, 10), (32, 3)],
             "translation": [(1, 2), (32, 2)],
+            "image captioning": [(1, 2), (32, 2)],
         },
     )
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as folder:
-        ctx.log("exporting the three models")
+        ctx.log("exporting one model per task")
         cases, corpus = export_models(folder)
         for case in cases:
             case["batches"] = batches[case["task"]]
@@ -328,12 +377,10 @@ def serving(ctx):
         rows=rows,
         measurements=measurements,
         notes=[
-            "Image captioning: no captioning model on main yet, so not "
-            "measured.",
             "Untrained weights: the translator decodes the full "
-            "`max_target_length` (48 tokens) with 4 beams for every "
-            "sentence, the worst case; a trained model stops at its end "
-            "token.",
+            "`max_target_length` (48 tokens) with 4 beams and the captioner "
+            "its full `max_caption_length` for every input, the worst case; "
+            "a trained model stops at its end token.",
             f"Text inputs: {corpus} sentences.",
         ],
     )
