@@ -240,12 +240,20 @@ def render_markdown(results):
 
 
 def _kept_text(harness):
-    kept = harness.get("kept_from_earlier_run")
-    if not kept:
-        return ""
-    return (
-        f" Kept from the earlier run `{kept.get('command')}` (started "
-        f"{kept.get('started')}): {', '.join(kept.get('benchmarks', []))}."
+    """Which benchmarks were measured by earlier runs (re-measured files)."""
+    provenance = harness.get("provenance") or {}
+    groups = {}
+    for name, source in sorted(provenance.items()):
+        if source.get("started") == harness.get("started"):
+            continue
+        key = (source.get("command"), source.get("started"))
+        groups.setdefault(key, []).append(name)
+    return "".join(
+        f" Kept from the earlier run `{command}` (started {started}): "
+        f"{', '.join(names)}."
+        for (command, started), names in sorted(
+            groups.items(), key=lambda item: str(item[0][1])
+        )
     )
 
 

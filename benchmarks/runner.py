@@ -252,6 +252,14 @@ def run(
     stem = report.results_stem(machine["label"], results["harness"]["date"])
     stem += "-quick" if quick else ""
     existing = os.path.join(out_dir, stem + ".json")
+    provenance = {
+        name: {
+            "command": results["harness"]["command"],
+            "started": results["harness"]["started"],
+        }
+        for name in selected
+    }
+    results["harness"]["provenance"] = provenance
     if os.path.exists(existing):
         with open(existing) as f:
             previous = json.load(f)
@@ -262,12 +270,14 @@ def run(
                 if k not in selected
             }
             results["benchmarks"].update(kept)
-            if kept:
-                results["harness"]["kept_from_earlier_run"] = {
-                    "command": previous["harness"].get("command"),
-                    "started": previous["harness"].get("started"),
-                    "benchmarks": sorted(kept),
-                }
+            # Where each kept result came from (several earlier runs when a
+            # file was re-measured more than once).
+            earlier = previous["harness"].get("provenance") or {}
+            here = {
+                "command": previous["harness"].get("command"),
+                "started": previous["harness"].get("started"),
+            }
+            provenance.update({k: earlier.get(k, here) for k in kept})
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp_dir:
         for name in selected:
             print(f"== {name}", file=sys.stderr, flush=True)

@@ -246,3 +246,20 @@ def test_quick_run_of_the_matmul_limit_end_to_end(tmp_path, capsys):
     md = open(tmp_path / files[1]).read()
     assert "Machine limit (float32 matmul" in md and "1024 x 1024" in md
     assert "Written:" in capsys.readouterr().out
+
+
+def test_report_names_the_runs_kept_results_came_from():
+    results = _results({})
+    results["harness"]["started"] = "T3"
+    results["harness"]["provenance"] = {
+        "a": {"command": "python -m benchmarks run", "started": "T1"},
+        "b": {"command": "python -m benchmarks run b", "started": "T2"},
+        "c": {"command": "python -m benchmarks run c", "started": "T3"},
+    }
+    text = report.render_markdown(results)
+    assert (
+        "Kept from the earlier run `python -m benchmarks run` (started T1): "
+        "a. Kept from the earlier run `python -m benchmarks run b` (started "
+        "T2): b." in text
+    )
+    assert "(started T3)" not in text
