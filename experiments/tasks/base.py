@@ -28,13 +28,21 @@ class TaskData:
     """What `Task.load_data` returns.
 
     Attributes:
-        train: batched training `tf.data.Dataset` of `(inputs, targets)`.
+        train: batched training `tf.data.Dataset` of `(inputs, targets)`
+            (with `train_stream`: its first epoch, for inspection).
         validation: batched dataset evaluated after each epoch, or `None`.
         test: batched dataset of the final evaluation (task-defined
             element structure).
         steps_per_epoch: training steps per epoch.
         info: task-specific facts (input shape, label names, vocabulary,
             number of examples per split, ...); written to metrics.json.
+        train_stream: optional `experiments.data.TrainStream`: training
+            batches as a pure function of (seed, epoch). With it the runner
+            shards every global batch exactly across `tf.distribute`
+            replicas and workers, and a resumed run sees the batches of the
+            uninterrupted run. Without it the runner trains on `train`
+            (sharded by `tf.data` DATA auto-sharding, which needs the same
+            seeded pipeline on every worker).
     """
 
     train: object
@@ -42,6 +50,7 @@ class TaskData:
     test: object
     steps_per_epoch: int
     info: dict = dataclasses.field(default_factory=dict)
+    train_stream: object = None
 
 
 class Task:
