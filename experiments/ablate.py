@@ -97,7 +97,7 @@ def ablate(
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)
-    models = list(models or default_models(base.model.name))
+    models = list(models or task.ablation_models(base))
     if len(seeds) < 1:
         raise UserError("ablate needs at least one seed")
     configs = {}
@@ -158,17 +158,25 @@ def ablate(
             compiled, batch, steps=timing_steps, rounds=timing_rounds
         )
     metric = task.primary_metric
+    extra_metrics = [m for m in task.secondary_metrics if m != metric]
     rows = []
     for model in models:
-        values = [m[metric] for m in results[model]]
-        mean, std = _mean_std(values)
+        columns = {}
+        for name_ in (metric, *extra_metrics):
+            values = [m[name_] for m in results[model]]
+            mean, std = _mean_std(values)
+            columns.update(
+                {
+                    f"{name_}_mean": mean,
+                    f"{name_}_std": std,
+                    f"{name_}_per_seed": values,
+                }
+            )
         rows.append(
             {
                 "model": model,
                 "num_parameters": results[model][0]["num_parameters"],
-                f"{metric}_mean": mean,
-                f"{metric}_std": std,
-                f"{metric}_per_seed": values,
+                **columns,
                 "seeds": list(seeds),
                 **_timing_columns(times, model, models[0]),
                 "train_time_s_mean": float(
@@ -183,6 +191,7 @@ def ablate(
         "overrides": list(overrides),
         "epochs": base.train.epochs,
         "metric": metric,
+        "secondary_metrics": extra_metrics,
         "batch_size": batch_size,
         "timing": {"rounds": timing_rounds, "steps_per_round": timing_steps},
         "machine": {
@@ -191,6 +200,7 @@ def ablate(
             "load_average": list(os.getloadavg()),
         },
         "rows": rows,
+        "notes": task.ablation_notes(results),
     }
     rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
@@ -219,6 +229,7 @@ def _timing_columns(times, model, reference):
 def markdown_table(summary):
     """The ablation as a markdown table (mean ± std over seeds)."""
     metric = summary["metric"]
+    extra_metrics = summary.get("secondary_metrics", [])
     seeds = summary["rows"][0]["seeds"]
     timing = summary["timing"]
     if summary["batch_size"]:
@@ -235,8 +246,9 @@ def markdown_table(summary):
         f"({summary['epochs']} epochs, seeds {seeds}; {how}).",
         "",
         f"| model | parameters | {metric} (mean ± std) | per seed | "
-        "step time (ms) | vs. first | CPU time/step (ms) | vs. first |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        + "".join(f"{m} (mean ± std) | " for m in extra_metrics)
+        + "step time (ms) | vs. first | CPU time/step (ms) | vs. first |",
+        "|---|---:|---:|---|" + "---:|" * len(extra_metrics) + "---:|" * 4,
     ]
     for row in summary["rows"]:
         per_seed = ", ".join(f"{v:.4f}" for v in row[f"{metric}_per_seed"])
@@ -248,9 +260,16 @@ def markdown_table(summary):
                 f"{row['step_cpu_time_ms']:.1f} | "
                 f"{row['step_cpu_time_ratio']:.2f}x"
             )
+        extras = "".join(
+            f"{row[f'{m}_mean']:.4f} ± {row[f'{m}_std']:.4f} | "
+            for m in extra_metrics
+        )
         lines.append(
             f"| {row['model']} | {row['num_parameters']:,} | "
             f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f} | "
-            f"{per_seed} | {timing} |"
+            f"{per_seed} | {extras}{timing} |"
         )
+    notes = summary.get("notes") or []
+    if notes:
+        lines.extend(["", *notes])
     return "\n".join(lines) + "\n"

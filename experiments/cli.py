@@ -85,8 +85,9 @@ def build_parser():
     p_ablate.add_argument(
         "--models",
         help="comma-separated zoo models, each optionally with "
-        "builder arguments NAME:key=value[:key=value] (default: "
-        "plain/se/cbam/eca variants of the experiment's model)",
+        "builder arguments NAME:key=value[:key=value] (default: the "
+        "task's comparison, e.g. plain/se/cbam/eca variants of a ResNet, "
+        "attention/max-pool/hard-attention/Transformer for text)",
     )
     p_ablate.add_argument(
         "--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)"
@@ -100,6 +101,35 @@ def build_parser():
         type=int,
         default=50,
         help="step-timing rounds (each times 2 steps of every model)",
+    )
+
+    p_compare = sub.add_parser(
+        "compare",
+        help="run several experiments (wildcards allowed) and tabulate "
+        "their results",
+    )
+    p_compare.add_argument(
+        "names", nargs="+", help='experiment names or patterns ("ding_*")'
+    )
+    p_compare.add_argument("--epochs", type=int, help="override train.epochs")
+    p_compare.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="config overrides applied to every experiment",
+    )
+    p_compare.add_argument(
+        "--data-dir", help="TFDS data directory (default: TFDS's own)"
+    )
+    p_compare.add_argument("--strategy", default="default", choices=STRATEGIES)
+    p_compare.add_argument(
+        "--out", help="folder of the comparison (default: runs/compare-<time>)"
+    )
+    p_compare.add_argument(
+        "--quiet", action="store_true", help="no per-epoch progress bars"
     )
     return parser
 
@@ -198,7 +228,28 @@ def _ablate(args):
     return 0
 
 
-COMMANDS = {"list": _list, "show": _show, "run": _run, "ablate": _ablate}
+def _compare(args):
+    from experiments import compare
+
+    compare.compare(
+        args.names,
+        overrides=list(args.overrides),
+        epochs=args.epochs,
+        out=args.out,
+        data_dir=args.data_dir,
+        strategy=args.strategy,
+        verbose=2 if args.quiet else "auto",
+    )
+    return 0
+
+
+COMMANDS = {
+    "list": _list,
+    "show": _show,
+    "run": _run,
+    "ablate": _ablate,
+    "compare": _compare,
+}
 
 
 def main(argv=None):

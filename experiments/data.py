@@ -100,7 +100,7 @@ def _from_directory(path):
         ) from None
 
 
-def load_builder(name, data_dir=None, download=True):
+def load_builder(name, data_dir=None, download=True, builder_kwargs=None):
     """A prepared TFDS builder for `name` (TFDS name or dataset directory).
 
     Args:
@@ -108,6 +108,8 @@ def load_builder(name, data_dir=None, download=True):
             `experiments/datasets`, or a prepared dataset version directory.
         data_dir: TFDS data directory (default: TFDS's own default).
         download: whether official datasets may be downloaded.
+        builder_kwargs: extra keyword arguments of the builder's
+            constructor (e.g. `archive_path` of `movie_sentences`).
 
     Returns:
         A prepared `tfds.core.DatasetBuilder`.
@@ -128,7 +130,9 @@ def load_builder(name, data_dir=None, download=True):
     if data_dir:
         data_dir = os.path.expanduser(data_dir)
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        builder = tfds.builder(
+            name, data_dir=data_dir, **(builder_kwargs or {})
+        )
     except tfds.core.DatasetNotFoundError:
         known = tfds.list_builders(with_community_datasets=False)
         matches = close_matches(name.split("/")[0], known)

@@ -1,5 +1,6 @@
-"""PNG figures of a run (matplotlib, Agg backend): training curves,
-confusion matrices and attention maps overlaid on images."""
+"""Figures of a run (matplotlib, Agg backend): training curves, confusion
+matrices, attention maps overlaid on images, and texts with their words
+coloured by attention weight (PNG and HTML)."""
 
 import math
 
@@ -135,6 +136,166 @@ def attention_overlays(images, maps, path, captions=None, title=""):
             )
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _word_colour(weight, cmap):
+    red, green, blue, _ = cmap(0.05 + 0.85 * float(weight))
+    return red, green, blue
+
+
+def _relative(weights):
+    """Weights mapped to [0, 1] per text (min-max; flat texts -> 0.25)."""
+    weights = np.asarray(weights, "float64")
+    if not len(weights):
+        return weights
+    low, high = weights.min(), weights.max()
+    if high - low < 1e-9:
+        return np.full_like(weights, 0.25)
+    return (weights - low) / (high - low)
+
+
+def word_attention(examples, path, captions=None, title="", wrap=90):
+    """Draws texts with every word's background coloured by its weight.
+
+    Args:
+        examples: list of `(tokens, weights)`; weights are scaled per text
+            so its most attended word is darkest.
+        path: output PNG.
+        captions: optional one string per text (e.g. "true positive, pred
+            negative (p=0.91)").
+        title: figure title.
+        wrap: characters per line before wrapping.
+
+    Returns:
+        `path`.
+    """
+    cmap = plt.get_cmap("Reds")
+    layouts = []
+    for tokens, weights in examples:
+        lines, line, used = [], [], 0
+        for token, weight in zip(tokens, _relative(weights)):
+            if line and used + len(token) + 1 > wrap:
+                lines.append(line)
+                line, used = [], 0
+            line.append((token, weight))
+            used += len(token) + 1
+        lines.append(line)
+        layouts.append(lines)
+    rows = sum(len(lines) + 1 for lines in layouts) + (1 if title else 0)
+    # One axis unit = one character of 9-pt DejaVu Sans Mono (0.602 em).
+    fig = plt.figure(figsize=(0.0753 * (wrap + 2), 0.3 * rows + 0.4))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, wrap + 2)
+    ax.set_ylim(rows + 0.5, 0)
+    ax.axis("off")
+    y = 0.7
+    if title:
+        ax.text(1, y, title, fontsize=10, weight="bold", va="center")
+        y += 1
+    for i, lines in enumerate(layouts):
+        caption = captions[i] if captions else f"text {i + 1}"
+        ax.text(1, y, caption, fontsize=8, color="0.35", va="center")
+        y += 1
+        for line in lines:
+            x = 1
+            for token, weight in line:
+                ax.text(
+                    x,
+                    y,
+                    token,
+                    family="monospace",
+                    fontsize=9,
+                    va="center",
+                    color="white" if weight > 0.55 else "black",
+                    bbox={
+                        "facecolor": _word_colour(weight, cmap),
+                        "edgecolor": "none",
+                        "pad": 1.0,
+                    },
+                )
+                x += len(token) + 1
+            y += 1
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def word_attention_html(examples, captions=None, title=""):
+    """The same texts as `word_attention`, as a standalone HTML page.
+
+    Each word is a `<span>` whose background alpha is its weight scaled per
+    text (min-max; hover shows the raw weight).
+
+    Returns:
+        The HTML document as a string.
+    """
+    import html
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title or 'Word attention')}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        ".t{line-height:1.9;margin:0 0 1.4em}.c{color:#666;font-size:.85em}"
+        "span.w{padding:.1em .2em;border-radius:.2em}</style>",
+        "</head><body>",
+    ]
+    if title:
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+    for i, (tokens, weights) in enumerate(examples):
+        weights = np.asarray(weights, "float64")
+        caption = captions[i] if captions else f"text {i + 1}"
+        parts.append(f'<div class="c">{html.escape(caption)}</div>')
+        words = " ".join(
+            f'<span class="w" title="{w:.4f}" style="background:'
+            f'rgba(220,30,30,{r:.3f})">{html.escape(t)}</span>'
+            for t, w, r in zip(tokens, weights, _relative(weights))
+        )
+        parts.append(f'<p class="t">{words}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def alignment_heatmaps(alignments, path, title=""):
+    """Draws attention alignments: source tokens x target tokens.
+
+    The picture of Bahdanau et al. 2014 (fig. 3): one panel per sentence,
+    target tokens down the rows, source tokens along the columns, the
+    weight of each (target, source) pair in grey levels.
+
+    Args:
+        alignments: list of `(weights [T, S], source_tokens, target_tokens,
+            caption)`.
+        path: output PNG.
+        title: figure title.
+    """
+    n = len(alignments)
+    cols = min(2, n)
+    rows = math.ceil(n / cols)
+    sizes = [(len(a[1]), len(a[2])) for a in alignments]
+    width = max(s for s, _ in sizes)
+    height = max(t for _, t in sizes)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(cols * (1.5 + 0.32 * width), rows * (1.6 + 0.3 * height)),
+        squeeze=False,
+    )
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (weights, source, target, caption) in zip(axes.flat, alignments):
+        weights = np.asarray(weights, "float32")[: len(target), : len(source)]
+        ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(source)))
+        ax.set_xticklabels(source, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(target)))
+        ax.set_yticklabels(target, fontsize=8)
+        ax.xaxis.tick_top()
+        if caption:
+            ax.set_xlabel(caption, fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

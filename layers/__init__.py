@@ -7,6 +7,8 @@ registered as serialisable under the package name `attention_zoo`.
 from layers.attention import Attention
 from layers.attention_lookup import get_attention
 from layers.attention_pooling_1d import AttentionPooling1D
+from layers.attention_rnn import AttentionRNN
+from layers.attention_rnn_cell import AttentionRNNCell
 from layers.bahdanau_attention import BahdanauAttention
 from layers.cbam import CBAM
 from layers.channel_attention import ChannelAttention

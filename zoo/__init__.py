@@ -17,7 +17,9 @@ from zoo.registry import register_model
 from zoo import gmlp  # noqa: E402  isort: skip
 from zoo import mixer  # noqa: E402  isort: skip
 from zoo import resnet  # noqa: E402  isort: skip
+from zoo import text  # noqa: E402  isort: skip
 from zoo import vit  # noqa: E402  isort: skip
+from zoo import translation  # noqa: E402  isort: skip
 
 __all__ = [
     "attention_maps",

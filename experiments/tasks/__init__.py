@@ -11,6 +11,8 @@ from experiments.errors import unknown_name_error
 
 TASK_MODULES = {
     "image_classification": "experiments.tasks.image_classification",
+    "text_classification": "experiments.tasks.text_classification",
+    "translation": "experiments.tasks.translation",
 }
 
 

@@ -14,7 +14,8 @@ supplies only what differs, by overriding these methods:
   task-specific reports and plots written into `run_dir`);
 - `export(model, data, config, path)` writes the SavedModel into `path`
   (the runner makes it atomic);
-- optionally `fit_kwargs`, `callbacks`, `timing_batch`.
+- optionally `fit_kwargs`, `callbacks`, `timing_batch`,
+  `ablation_models` (the models `ablate` compares by default).
 """
 
 import dataclasses
@@ -34,8 +35,12 @@ class TaskData:
         test: batched dataset of the final evaluation (task-defined
             element structure).
         steps_per_epoch: training steps per epoch.
-        info: task-specific facts (input shape, label names, vocabulary,
-            number of examples per split, ...); written to metrics.json.
+        info: task-specific facts (input shape, label names, vocabulary
+            size, number of examples per split, ...); written to
+            metrics.json.
+        extras: task-private objects the other hooks need but that do not
+            belong in metrics.json (e.g. a vocabulary, in-memory texts for
+            a reference baseline).
         train_stream: optional `experiments.data.TrainStream`: training
             batches as a pure function of (seed, epoch). With it the runner
             shards every global batch exactly across `tf.distribute`
@@ -50,6 +55,7 @@ class TaskData:
     test: object
     steps_per_epoch: int
     info: dict = dataclasses.field(default_factory=dict)
+    extras: dict = dataclasses.field(default_factory=dict)
     train_stream: object = None
 
 
@@ -59,6 +65,15 @@ class Task:
     name = ""
     # Key of the metric `ablate` compares (in the dict `evaluate` returns).
     primary_metric = "test_accuracy"
+    # Further metrics `ablate` tabulates (mean ± std) beside it.
+    secondary_metrics = ()
+    # Columns of `python -m experiments compare`: (header, metrics.json
+    # key, format spec).
+    comparison_columns = (
+        ("test accuracy", "test_accuracy", ".4f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+    )
 
     # --- Validation, before any data is read ---------------------------
     def validate(self, config):
@@ -126,6 +141,15 @@ class Task:
         """Extra keyword arguments for `model.fit` (none by default)."""
         return {}
 
+    def ablation_models(self, config):
+        """Model specs `ablate` compares when no `--models` are given."""
+        return [config.model.name]
+
+    def ablation_notes(self, results):
+        """Lines printed under the ablation table (e.g. a reference
+        baseline); `results` maps model spec -> per-seed metrics dicts."""
+        return []
+
     def timing_batch(self, data):
         """One `(inputs, targets)` batch for step-time measurements."""
         for batch in data.train.take(1):
@@ -141,3 +165,26 @@ class Task:
     def summary_line(self, metrics):
         """The line printed at the end of a run."""
         return f"{self.primary_metric}: {metrics.get(self.primary_metric)}"
+
+
+def pick_examples(labels, predicted, count):
+    """Indices of `count` test examples to draw: a mistake or two, then
+    distinct classes, then the first ones (deterministic)."""
+    import numpy as np
+
+    chosen = []
+    wrong = np.flatnonzero(labels != predicted)
+    chosen.extend(wrong[: max(1, count // 3)].tolist())
+    seen = {int(labels[i]) for i in chosen}
+    for i in range(len(labels)):
+        if len(chosen) >= count:
+            break
+        if int(labels[i]) not in seen and i not in chosen:
+            chosen.append(i)
+            seen.add(int(labels[i]))
+    for i in range(len(labels)):
+        if len(chosen) >= count:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return np.asarray(chosen[:count], dtype="int64")

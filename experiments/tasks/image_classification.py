@@ -23,6 +23,7 @@ from experiments.rundir import write_json
 from experiments.rundir import write_text
 from experiments.tasks.base import Task
 from experiments.tasks.base import TaskData
+from experiments.tasks.base import pick_examples
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -87,6 +88,12 @@ class ImageClassificationTask(Task):
                 "data.batch_size and data.eval_batch_size must be > 0"
             )
         self.check_model(config)
+
+    def ablation_models(self, config):
+        # Plain, SE, CBAM and ECA variants of the experiment's ResNet.
+        from experiments.ablate import default_models
+
+        return default_models(config.model.name)
 
     # --- Data -----------------------------------------------------------
     def _examples(self, builder, split, cfg, shape, max_examples):
@@ -317,7 +324,7 @@ class ImageClassificationTask(Task):
             )
             count = min(config.eval.attention_maps, len(images))
             if count:
-                chosen = _pick_examples(labels, predicted, count)
+                chosen = pick_examples(labels, predicted, count)
                 maps = zoo.attention_maps(model, images[chosen])
                 if maps:
                     captions = [
@@ -368,26 +375,6 @@ class ImageClassificationTask(Task):
             }
 
         return export_lib.export_saved_model(path, model, serve)
-
-
-def _pick_examples(labels, predicted, count):
-    """Indices of `count` test examples: distinct classes, a mistake or two."""
-    chosen = []
-    wrong = np.flatnonzero(labels != predicted)
-    chosen.extend(wrong[: max(1, count // 3)].tolist())
-    seen = {int(labels[i]) for i in chosen}
-    for i in range(len(labels)):
-        if len(chosen) >= count:
-            break
-        if int(labels[i]) not in seen and i not in chosen:
-            chosen.append(i)
-            seen.add(int(labels[i]))
-    for i in range(len(labels)):
-        if len(chosen) >= count:
-            break
-        if i not in chosen:
-            chosen.append(i)
-    return np.asarray(chosen[:count])
 
 
 TASK = ImageClassificationTask()

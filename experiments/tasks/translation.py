@@ -1,0 +1,672 @@
+"""Translation task: TFDS sentence pairs -> translator -> BLEU -> SavedModel.
+
+Data: any TFDS dataset with a source and a target string feature (official
+`ted_hrlr_translate/pt_to_en`, `wmt14_translate/de-en`, the offline
+`ding_de_en`, or a prepared dataset directory), keys `data.source_key` /
+`data.target_key`. Each side gets a WordPiece vocabulary learnt from the
+training split (tensorflow-text's learner; cached, so a resumed run gets
+the same ids) and a core-TensorFlow tokeniser (`experiments.wordpiece`).
+Pipeline: tokenise -> add [START]/[END] -> drop over-long training pairs
+-> cache -> shuffle -> batch by length -> `({"source", "target_in"},
+target_out)`.
+
+Evaluation: greedy and beam search on the test split, corpus BLEU and chrF
+with sacrebleu on detokenised text (against references normalised like the
+training text: lower-cased, apostrophes unified), sample translations,
+alignment heatmaps and decoding speed.
+
+Export: a `tf.string` batch of source sentences in -> translations out,
+with the tokens, the alignment of the best hypothesis, its score and a
+truncation flag; tokenisers and search are inside the graph and need only
+core TensorFlow to load.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from experiments import data as data_lib
+from experiments import export as export_lib
+from experiments import plots
+from experiments import wordpiece
+from experiments.configs.translation import SEARCHES
+from experiments.errors import UserError
+from experiments.rundir import write_json
+from experiments.rundir import write_text
+from experiments.tasks.base import Task
+from experiments.tasks.base import TaskData
+
+AUTOTUNE = tf.data.AUTOTUNE
+PAD, UNK, START, END = 0, 1, 2, 3
+
+
+class TranslationData(TaskData):
+    """`TaskData` plus the two tokenisers and the raw test pairs."""
+
+    def __init__(self, *args, source_tokenizer, target_tokenizer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+
+
+def cache_root():
+    """Folder of cached vocabularies (`$ATTENTION_ZOO_CACHE` overrides)."""
+    return os.environ.get(
+        "ATTENTION_ZOO_CACHE",
+        os.path.join(os.path.expanduser("~"), ".cache", "attention_zoo"),
+    )
+
+
+def _vocabulary(builder, cfg, key, texts):
+    """The WordPiece vocabulary of one side, learnt once and cached."""
+    identity = {
+        "dataset": builder.info.full_name,
+        "split": cfg.train_split,
+        "max_train_examples": cfg.max_train_examples,
+        "key": key,
+        "vocab_size": cfg.vocab_size,
+        "lowercase": cfg.lowercase,
+        "tokenizer": "wordpiece-v1",
+    }
+    digest = hashlib.sha256(
+        json.dumps(identity, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    path = os.path.join(cache_root(), "vocab", f"{key}-{digest}.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read().split("\n")
+    print(
+        f"Learning a {cfg.vocab_size}-token WordPiece vocabulary for "
+        f"{key!r} (once; cached in {path})...",
+        flush=True,
+    )
+    vocab = wordpiece.learn_vocabulary(
+        texts, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab))
+    os.replace(tmp, path)
+    return vocab
+
+
+def add_start_end(ids, max_length):
+    """`[START] ids [END]` of ragged ids, truncated to `max_length` tokens.
+
+    Returns the ragged int32 ids and a boolean `[B]`: whether the sentence
+    was truncated (its last tokens dropped, `[END]` kept).
+    """
+    ids = tf.cast(ids, tf.int32)
+    keep = max_length - 2
+    truncated = ids.row_lengths() > keep
+    ids = ids[:, :keep]
+    batch = ids.nrows()
+    start = tf.fill([batch, 1], START)
+    end = tf.fill([batch, 1], END)
+    return tf.concat([start, ids, end], axis=1), truncated
+
+
+def encode_sources(tokenizer, sentences, max_length):
+    """Source strings `[B]` -> dense ids `[B, S]` (0-padded), truncated."""
+    ragged, truncated = add_start_end(tokenizer.tokenize(sentences), max_length)
+    return ragged.to_tensor(PAD), truncated
+
+
+def normalize_references(texts, lowercase):
+    """References as the tokeniser sees them: case, apostrophes, spaces."""
+    normalized = wordpiece.normalize(tf.constant(list(texts)), lowercase)
+    return [
+        " ".join(t.decode("utf-8").split()) for t in normalized.numpy().tolist()
+    ]
+
+
+class TranslationTask(Task):
+    """Trains and evaluates zoo translators on TFDS sentence pairs."""
+
+    name = "translation"
+    primary_metric = "bleu_beam"
+    comparison_columns = (
+        ("BLEU greedy", "bleu_greedy", ".2f"),
+        ("BLEU beam", "bleu_beam", ".2f"),
+        ("chrF greedy", "chrf_greedy", ".1f"),
+        ("chrF beam", "chrf_beam", ".1f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+        ("greedy sent/s", "greedy_sentences_per_s", ".1f"),
+        ("beam sent/s", "beam_sentences_per_s", ".1f"),
+    )
+
+    def validate(self, config):
+        cfg, ev = config.data, config.eval
+        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
+            raise UserError(
+                "data.batch_size and data.eval_batch_size must be > 0"
+            )
+        for key in ("max_source_length", "max_target_length"):
+            if getattr(cfg, key, 0) < 3:
+                raise UserError(
+                    f"data.{key} must be >= 3 ([START], a token, [END]). "
+                    f"Received: data.{key}={getattr(cfg, key, None)}"
+                )
+        if getattr(cfg, "vocab_size", 0) < 10:
+            raise UserError(
+                "data.vocab_size must be >= 10. Received: "
+                f"data.vocab_size={getattr(cfg, 'vocab_size', None)}"
+            )
+        if getattr(ev, "beam_width", 1) < 1:
+            raise UserError(
+                f"eval.beam_width must be >= 1. Received: {ev.beam_width}"
+            )
+        if getattr(ev, "length_penalty", 0.0) < 0:
+            raise UserError(
+                "eval.length_penalty must be >= 0. Received: "
+                f"{ev.length_penalty}"
+            )
+        if getattr(ev, "export_search", "beam") not in SEARCHES:
+            raise UserError(
+                f"Unknown eval.export_search {ev.export_search!r}. Choose "
+                f"one of: {', '.join(SEARCHES)}"
+            )
+        if config.train.label_smoothing:
+            raise UserError(
+                "train.label_smoothing is not supported by the translation "
+                "task (its loss ignores padding with ignore_class)."
+            )
+        self.check_model(config)
+
+    # --- Data -----------------------------------------------------------
+    def _pairs(self, builder, split, cfg, max_examples):
+        ds, count = data_lib.open_split(builder, split, max_examples)
+        source_key, target_key = cfg.source_key, cfg.target_key
+
+        def pick(example):
+            return example[source_key], example[target_key]
+
+        return ds.map(pick, num_parallel_calls=AUTOTUNE), count
+
+    def _tokenized(self, pairs, cfg, tokenizers):
+        """`(source ids, target ids)` with [START]/[END], long pairs dropped."""
+        source_tok, target_tok = tokenizers
+
+        def tokenize(source, target):
+            src, _ = add_start_end(source_tok.tokenize(source), 1 << 30)
+            tgt, _ = add_start_end(target_tok.tokenize(target), 1 << 30)
+            return src, tgt
+
+        def fits(src, tgt):
+            return (tf.shape(src)[0] <= cfg.max_source_length) & (
+                tf.shape(tgt)[0] <= cfg.max_target_length
+            )
+
+        return (
+            pairs.batch(1024)
+            .map(tokenize, num_parallel_calls=AUTOTUNE)
+            .unbatch()
+            .filter(fits)
+        )
+
+    def _batched(self, ds, cfg, batch_size, bucket):
+        def split_target(src, tgt):
+            return {"source": src, "target_in": tgt[:-1]}, tgt[1:]
+
+        ds = ds.map(split_target, num_parallel_calls=AUTOTUNE)
+        if bucket:
+            longest = max(cfg.max_source_length, cfg.max_target_length)
+            bounds = [b for b in (8, 12, 16, 20, 24, 32, 48, 64) if b < longest]
+            ds = ds.bucket_by_sequence_length(
+                lambda x, y: tf.maximum(
+                    tf.shape(x["source"])[0], tf.shape(y)[0]
+                ),
+                bucket_boundaries=bounds,
+                bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
+                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+            )
+        else:
+            ds = ds.padded_batch(
+                batch_size,
+                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+            )
+        return ds.prefetch(AUTOTUNE)
+
+    def load_data(self, config, data_dir, strategy):
+        cfg = config.data
+        builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        data_lib.check_features(
+            builder,
+            {
+                "data.source_key": cfg.source_key,
+                "data.target_key": cfg.target_key,
+            },
+        )
+        train_pairs, num_pairs = self._pairs(
+            builder, cfg.train_split, cfg, cfg.max_train_examples
+        )
+        if num_pairs == 0:
+            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        vocabs = [
+            _vocabulary(
+                builder,
+                cfg,
+                key,
+                train_pairs.map(lambda s, t, i=i: (s, t)[i]),
+            )
+            for i, key in enumerate((cfg.source_key, cfg.target_key))
+        ]
+        tokenizers = [
+            wordpiece.WordPieceTokenizer(v, lowercase=cfg.lowercase)
+            for v in vocabs
+        ]
+        for side, vocab in zip(("source", "target"), vocabs):
+            if vocab[: len(wordpiece.RESERVED_TOKENS)] != list(
+                wordpiece.RESERVED_TOKENS
+            ):
+                raise UserError(f"The {side} vocabulary lacks reserved tokens")
+
+        train = self._tokenized(train_pairs, cfg, tokenizers)
+        if cfg.cache:
+            train = train.cache()
+        num_train = int(train.reduce(0, lambda n, _: n + 1))
+        if num_train == 0:
+            raise UserError(
+                "No training pair fits data.max_source_length / "
+                "data.max_target_length."
+            )
+        train = train.shuffle(
+            min(cfg.shuffle_buffer, num_train), reshuffle_each_iteration=True
+        )
+        # Length buckets make the number of batches per pass vary a little:
+        # repeat, and let `steps_per_epoch` (fit_kwargs) define an epoch.
+        train = self._batched(train.repeat(), cfg, cfg.batch_size, cfg.bucket)
+
+        validation = None
+        if cfg.validation_split:
+            pairs, _ = self._pairs(
+                builder, cfg.validation_split, cfg, cfg.max_eval_examples
+            )
+            validation = self._tokenized(pairs, cfg, tokenizers)
+            if cfg.cache:
+                validation = validation.cache()
+            validation = self._batched(
+                validation, cfg, cfg.eval_batch_size, False
+            )
+            # Known cardinality: Keras warns about datasets of unknown size.
+            batches = int(validation.reduce(0, lambda n, _: n + 1))
+            validation = validation.apply(
+                tf.data.experimental.assert_cardinality(batches)
+            )
+
+        test_pairs, num_test = self._pairs(
+            builder, cfg.test_split, cfg, cfg.max_eval_examples
+        )
+        if num_test == 0:
+            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        test = test_pairs.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
+        return TranslationData(
+            train=train,
+            validation=validation,
+            test=test,
+            steps_per_epoch=-(-num_train // cfg.batch_size),
+            info={
+                "dataset": builder.info.full_name,
+                "source_key": cfg.source_key,
+                "target_key": cfg.target_key,
+                "source_vocab_size": len(vocabs[0]),
+                "target_vocab_size": len(vocabs[1]),
+                "num_train_pairs": num_pairs,
+                "num_train_examples": num_train,
+                "num_test_examples": num_test,
+            },
+            source_tokenizer=tokenizers[0],
+            target_tokenizer=tokenizers[1],
+        )
+
+    def fit_kwargs(self, config, data):
+        return {"steps_per_epoch": data.steps_per_epoch}
+
+    def timing_batch(self, data):
+        for batch in data.train.take(1):
+            return batch
+        raise UserError("The training split is empty.")
+
+    # --- Model ----------------------------------------------------------
+    def build_model(self, config, data):
+        import zoo
+
+        kwargs = dict(config.model.kwargs)
+        kwargs.setdefault("source_vocab_size", data.info["source_vocab_size"])
+        kwargs.setdefault("target_vocab_size", data.info["target_vocab_size"])
+        kwargs.setdefault("max_target_length", config.data.max_target_length)
+        try:
+            model = zoo.build(config.model.name, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise UserError(
+                f"Cannot build model {config.model.name!r}: {err}"
+            ) from None
+        return model
+
+    def loss(self, config):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=PAD
+        )
+
+    def metrics(self, config, data):
+        from zoo.translation.metrics import MaskedAccuracy
+
+        return [MaskedAccuracy(name="accuracy")]
+
+    # --- Decoding -------------------------------------------------------
+    def make_translate_fn(self, model, config, method):
+        """A compiled `source ids [B, S] -> DecodeResult` function."""
+        ev = config.eval
+        max_length = config.data.max_target_length
+
+        def translate(source_ids):
+            return model.generate(
+                source_ids,
+                method=method,
+                max_length=max_length,
+                beam_width=ev.beam_width,
+                length_penalty=ev.length_penalty,
+            )
+
+        if not getattr(ev, "compiled", True):
+            return translate
+        return tf.function(
+            translate,
+            jit_compile=bool(ev.jit_compile),
+            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+        )
+
+    def translate_split(self, model, data, config, method):
+        """Decodes the whole test split; returns lists and the time taken."""
+        source_tok = data.source_tokenizer
+        target_tok = data.target_tokenizer
+        translate = self.make_translate_fn(model, config, method)
+        for batch_sources, _ in data.test.take(1):
+            # Trace (and compile) once, so the timing is of decoding only.
+            translate(
+                encode_sources(
+                    source_tok, batch_sources, config.data.max_source_length
+                )[0]
+            )
+        sources, references, hypotheses, outputs = [], [], [], []
+        elapsed, tokens = 0.0, 0
+        for batch_sources, batch_targets in data.test:
+            ids, truncated = encode_sources(
+                source_tok, batch_sources, config.data.max_source_length
+            )
+            start = time.perf_counter()
+            result = translate(ids)
+            pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
+            best = pick(result.tokens).numpy()
+            lengths = pick(result.lengths).numpy()
+            elapsed += time.perf_counter() - start
+            tokens += int(np.sum(lengths))
+            text = target_tok.detokenize(best).numpy()
+            attention = result.attention
+            if attention is not None:
+                attention = pick(attention).numpy()
+            ids, truncated = ids.numpy(), truncated.numpy()
+            batch_sources = batch_sources.numpy()
+            batch_targets = batch_targets.numpy()
+            for i in range(len(text)):
+                sources.append(batch_sources[i].decode("utf-8"))
+                references.append(batch_targets[i].decode("utf-8"))
+                hypotheses.append(text[i].decode("utf-8"))
+                outputs.append(
+                    {
+                        "source_ids": ids[i],
+                        "ids": best[i],
+                        "length": int(lengths[i]),
+                        "attention": None
+                        if attention is None
+                        else attention[i],
+                        "truncated": bool(truncated[i]),
+                    }
+                )
+        return sources, references, hypotheses, outputs, elapsed, tokens
+
+    # --- Evaluation -----------------------------------------------------
+    def evaluate(self, model, data, config, run_dir):
+        import sacrebleu
+
+        results = {}
+        translations = {}
+        for method in SEARCHES:
+            (
+                sources,
+                references,
+                hypotheses,
+                outputs,
+                elapsed,
+                tokens,
+            ) = self.translate_split(model, data, config, method)
+            refs = normalize_references(references, config.data.lowercase)
+            bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
+            bleu = bleu_metric.corpus_score(hypotheses, [refs])
+            chrf = chrf_metric.corpus_score(hypotheses, [refs])
+            results[f"bleu_{method}"] = round(float(bleu.score), 2)
+            results[f"chrf_{method}"] = round(float(chrf.score), 2)
+            results[f"{method}_sentences_per_s"] = round(
+                len(hypotheses) / max(elapsed, 1e-9), 1
+            )
+            results[f"{method}_tokens_per_s"] = round(
+                tokens / max(elapsed, 1e-9), 1
+            )
+            results["bleu_signature"] = str(bleu_metric.get_signature())
+            results["chrf_signature"] = str(chrf_metric.get_signature())
+            translations[method] = (hypotheses, outputs)
+        results["num_test_examples"] = len(sources)
+        results["num_truncated_sources"] = sum(
+            o["truncated"] for o in translations["greedy"][1]
+        )
+        results["beam_width"] = config.eval.beam_width
+        results["length_penalty"] = config.eval.length_penalty
+
+        count = min(config.eval.samples, len(sources))
+        samples = [
+            {
+                "source": sources[i],
+                "reference": references[i],
+                "greedy": translations["greedy"][0][i],
+                "beam": translations["beam"][0][i],
+            }
+            for i in range(count)
+        ]
+        write_json(os.path.join(run_dir, "samples.json"), samples)
+        lines = [
+            f"# Sample translations: {config.model.name} on "
+            f"{data.info['dataset']} ({config.data.test_split})",
+            "",
+        ]
+        for i, s in enumerate(samples, start=1):
+            lines += [
+                f"{i}. **source:** {s['source']}  ",
+                f"   **reference:** {s['reference']}  ",
+                f"   **greedy:** {s['greedy']}  ",
+                f"   **beam:** {s['beam']}",
+                "",
+            ]
+        write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
+
+        if config.eval.plots and config.eval.attention_maps:
+            path = self._plot_alignments(
+                data, config, run_dir, sources, translations["beam"][1]
+            )
+            if path:
+                results["alignment_plot"] = os.path.relpath(path, run_dir)
+        return results
+
+    def _plot_alignments(self, data, config, run_dir, sources, outputs):
+        if outputs[0]["attention"] is None:
+            return None  # a model without attention
+        source_tok, target_tok = data.source_tokenizer, data.target_tokenizer
+        # Short, untruncated sentences read best.
+        order = sorted(
+            range(len(outputs)),
+            key=lambda i: (outputs[i]["truncated"], len(sources[i]) > 80, i),
+        )
+        alignments = []
+        for i in order[: config.eval.attention_maps]:
+            out = outputs[i]
+            source_ids = [t for t in out["source_ids"].tolist() if t != PAD]
+            target_ids = out["ids"][: out["length"]].tolist()
+            source = [
+                t.decode("utf-8")
+                for t in source_tok.id_to_token(source_ids).numpy()
+            ]
+            target = [
+                t.decode("utf-8")
+                for t in target_tok.id_to_token(target_ids).numpy()
+            ]
+            weights = out["attention"][: len(target), : len(source)]
+            alignments.append((weights, source, target, sources[i]))
+        folder = os.path.join(run_dir, "plots")
+        os.makedirs(folder, exist_ok=True)
+        return plots.alignment_heatmaps(
+            alignments,
+            os.path.join(folder, "alignments.png"),
+            title=f"{config.model.name}: attention (beam search)",
+        )
+
+    def summary_line(self, metrics):
+        return (
+            f"BLEU greedy {metrics['bleu_greedy']:.2f}, beam "
+            f"{metrics['bleu_beam']:.2f} (chrF {metrics['chrf_greedy']:.1f} / "
+            f"{metrics['chrf_beam']:.1f}) on {metrics['num_test_examples']} "
+            "test sentences"
+        )
+
+    # --- Export ---------------------------------------------------------
+    def export(self, model, data, config, path):
+        return export_translator(
+            model,
+            data.source_tokenizer,
+            data.target_tokenizer,
+            path,
+            max_source_length=config.data.max_source_length,
+            max_target_length=config.data.max_target_length,
+            beam_width=config.eval.beam_width,
+            length_penalty=config.eval.length_penalty,
+            search=config.eval.export_search,
+        )
+
+
+def make_serving_fn(
+    model,
+    source_tokenizer,
+    target_tokenizer,
+    method,
+    max_source_length,
+    max_target_length,
+    beam_width=4,
+    length_penalty=0.6,
+):
+    """`tf.function`: source strings `[B]` -> dict of translation outputs."""
+    with_attention = getattr(model, "has_attention", True)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]
+    )
+    def serve(sentences):
+        # An empty batch runs one placeholder sentence (recurrent layers
+        # cannot step over zero examples); the results are cut back below.
+        batch = tf.shape(sentences)[0]
+        sentences = tf.cond(
+            batch > 0, lambda: sentences, lambda: tf.constant([""])
+        )
+        ids, truncated = encode_sources(
+            source_tokenizer, sentences, max_source_length
+        )
+        result = model.generate(
+            ids,
+            method=method,
+            max_length=max_target_length,
+            beam_width=beam_width,
+            length_penalty=length_penalty,
+        )
+        best = result.tokens if method == "greedy" else result.tokens[:, 0]
+        score = result.scores if method == "greedy" else result.scores[:, 0]
+        lengths = result.lengths if method == "greedy" else result.lengths[:, 0]
+        target_tokens = target_tokenizer.id_to_token(
+            tf.RaggedTensor.from_tensor(best, lengths=lengths)
+        ).to_tensor("")
+        outputs = {
+            # [B] the translations (detokenised text).
+            "translation": target_tokenizer.detokenize(best),
+            # [B, L] WordPiece tokens of the translation ("" = padding).
+            "target_tokens": target_tokens,
+            # [B, S] WordPiece tokens the model read ("" = padding).
+            "source_tokens": tf.where(
+                ids == PAD, "", source_tokenizer.id_to_token(ids)
+            ),
+            # [B] log P / length penalty of the translation.
+            "score": score,
+            # [B] True where the source was cut to max_source_length.
+            "source_truncated": truncated,
+        }
+        if with_attention and result.attention is not None:
+            attention = (
+                result.attention
+                if method == "greedy"
+                else result.attention[:, 0]
+            )
+            # [B, L, S] attention of each target token over the source.
+            outputs["attention"] = attention
+        return {key: value[:batch] for key, value in outputs.items()}
+
+    return serve
+
+
+def export_translator(
+    model,
+    source_tokenizer,
+    target_tokenizer,
+    path,
+    max_source_length,
+    max_target_length,
+    beam_width=4,
+    length_penalty=0.6,
+    search="beam",
+):
+    """Exports a string-in/string-out SavedModel atomically.
+
+    `serving_default` uses `search` (`"beam"` or `"greedy"`); the other
+    search is the second signature (named after it). Both take
+    `sentences`, a `tf.string` `[B]`.
+    """
+    import keras
+
+    fns = {
+        method: make_serving_fn(
+            model,
+            source_tokenizer,
+            target_tokenizer,
+            method,
+            max_source_length,
+            max_target_length,
+            beam_width,
+            length_penalty,
+        )
+        for method in SEARCHES
+    }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(source_tokenizer)
+    archive.track(target_tokenizer)
+    archive.add_endpoint("serving_default", fns[search])
+    other = [m for m in SEARCHES if m != search][0]
+    archive.add_endpoint(other, fns[other])
+    with export_lib.atomic_directory(path) as tmp:
+        archive.write_out(tmp, verbose=False)
+    return path
+
+
+TASK = TranslationTask()

@@ -1,0 +1,441 @@
+"""Recurrent encoder-decoder translators, with or without attention.
+
+Cho et al. 2014 ("Learning Phrase Representations using RNN
+Encoder-Decoder"; the no-attention baseline, whose decoder reads a fixed
+summary of the source at every step), Bahdanau, Cho & Bengio 2014 (bi-GRU
+encoder, GRU decoder with additive attention) and Luong, Pham & Manning
+2015 (LSTM, dot/general/concat scores, input feeding).
+"""
+
+import keras
+from keras import ops
+
+from layers import AttentionRNN
+from layers import AttentionRNNCell
+from layers import BahdanauAttention
+from layers import LuongAttention
+from zoo.registry import register_model
+from zoo.translation.translator import END_ID
+from zoo.translation.translator import PAD_ID
+from zoo.translation.translator import START_ID
+from zoo.translation.translator import Translator
+
+CELLS = ("gru", "lstm")
+ATTENTIONS = (None, "bahdanau", "luong")
+MERGE_MODES = ("concat", "sum")
+INPUTS = (
+    "dict of int32 token ids {'source': [B, S], 'target_in': [B, T]} "
+    "(0 = padding) -> logits [B, T, target_vocab_size]"
+)
+
+
+@keras.saving.register_keras_serializable(package="attention_zoo")
+class ConcatToSteps(keras.layers.Layer):
+    """Concatenates a vector `[B, D]` to every step of `[B, T, F]`.
+
+    The no-attention decoder of Cho et al. 2014 reads the source summary
+    `c` at every step; this keeps the sequence's Keras mask.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, sequences, vector):
+        steps = ops.shape(sequences)[1]
+        tiled = ops.repeat(ops.expand_dims(vector, 1), steps, axis=1)
+        return ops.concatenate(
+            [sequences, ops.cast(tiled, sequences.dtype)], -1
+        )
+
+    def compute_output_shape(self, sequences_shape, vector_shape):
+        return (*sequences_shape[:2], sequences_shape[2] + vector_shape[-1])
+
+    def compute_mask(self, inputs, previous_mask):
+        return previous_mask
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"`{name}` expected a positive integer. Received: {name}={value!r}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="attention_zoo")
+class RNNTranslator(Translator):
+    """A recurrent encoder-decoder translator (functional, teacher-forced).
+
+    Encoder: source embedding, a bidirectional GRU/LSTM whose two
+    directions' outputs are concatenated or summed (`merge_mode`), and a
+    `tanh` bridge from its final states to the decoder's initial state.
+    Decoder, by `attention`:
+
+    - `None`: Cho et al. 2014's encoder-decoder, the baseline: the bridged
+      summary initialises the decoder and is concatenated to its input at
+      every step; nothing else of the source is seen.
+    - `"bahdanau"`: an `AttentionRNNCell` with `BahdanauAttention`
+      (Bahdanau et al. 2014): the previous state attends over the encoder
+      outputs, the context is fed into the cell, the output layer reads
+      `[s_t; c_t]`.
+    - `"luong"`: an `AttentionRNNCell` with `LuongAttention(score)`
+      (Luong et al. 2015): the attentional state `tanh(W_c [c_t; h_t])`
+      feeds the output layer and, with `input_feeding`, the next step.
+
+    References:
+        Cho et al. 2014, "Learning Phrase Representations using RNN
+        Encoder-Decoder for Statistical Machine Translation".
+        Bahdanau, Cho & Bengio 2014, "Neural Machine Translation by Jointly
+        Learning to Align and Translate".
+        Luong, Pham & Manning 2015, "Effective Approaches to Attention-based
+        Neural Machine Translation".
+
+    Args:
+        source_vocab_size: source vocabulary size (id 0 = padding).
+        target_vocab_size: target vocabulary size (ids 0 pad, 2 start,
+            3 end by default).
+        embedding_dim: token embedding size.
+        units: recurrent units of each encoder direction and the decoder.
+        cell: `"gru"` or `"lstm"`.
+        attention: `None`, `"bahdanau"` or `"luong"`.
+        score: Luong score, `"dot"`, `"general"` or `"concat"`.
+        attention_units: hidden size of the additive/concat scores
+            (default `units`).
+        input_feeding: Luong input feeding.
+        merge_mode: how the encoder directions combine, `"concat"` or
+            `"sum"` (`"dot"` needs `"sum"`: memory depth = `units`).
+        dropout: dropout on embeddings and decoder outputs.
+        start_id, end_id, max_target_length: see `Translator`.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Example:
+    ```python
+    import numpy as np
+    import zoo
+
+    model = zoo.build("seq2seq_bahdanau", source_vocab_size=50,
+                      target_vocab_size=40, embedding_dim=8, units=8)
+    source = np.array([[5, 6, 7, 0]], "int32")
+    logits = model({"source": source,
+                    "target_in": np.array([[2, 9, 10]], "int32")})
+    assert logits.shape == (1, 3, 40)
+    result = model.generate(source, method="beam", max_length=5)
+    assert result.tokens.shape == (1, 4, 5)
+    ```
+    """
+
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=128,
+        units=256,
+        cell="gru",
+        attention=None,
+        score="general",
+        attention_units=None,
+        input_feeding=True,
+        merge_mode="concat",
+        dropout=0.1,
+        start_id=START_ID,
+        end_id=END_ID,
+        max_target_length=64,
+        **kwargs,
+    ):
+        for name, value in (
+            ("source_vocab_size", source_vocab_size),
+            ("target_vocab_size", target_vocab_size),
+            ("embedding_dim", embedding_dim),
+            ("units", units),
+        ):
+            _check_positive(name, value)
+        if attention_units is not None:
+            _check_positive("attention_units", attention_units)
+        _check_choice("cell", cell, CELLS)
+        _check_choice("attention", attention, ATTENTIONS)
+        _check_choice("merge_mode", merge_mode, MERGE_MODES)
+        if attention == "luong":
+            _check_choice("score", score, ("dot", "general", "concat"))
+            if score == "dot" and merge_mode != "sum":
+                raise ValueError(
+                    "The Luong 'dot' score needs memory and decoder states "
+                    "of equal size: use merge_mode='sum'. Received: "
+                    f"score={score!r}, merge_mode={merge_mode!r}"
+                )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
+            )
+        recurrent = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
+        cell_class = {
+            "gru": keras.layers.GRUCell,
+            "lstm": keras.layers.LSTMCell,
+        }[cell]
+        num_states = 2 if cell == "lstm" else 1
+
+        # === Layers ===
+        self.source_embedding = keras.layers.Embedding(
+            source_vocab_size,
+            embedding_dim,
+            mask_zero=True,
+            name="source_embedding",
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocab_size,
+            embedding_dim,
+            mask_zero=True,
+            name="target_embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(
+            dropout, name="embedding_dropout"
+        )
+        self.encoder = keras.layers.Bidirectional(
+            recurrent(units, return_sequences=True, return_state=True),
+            merge_mode=merge_mode,
+            name="encoder",
+        )
+        self.state_concat = keras.layers.Concatenate(name="state_concat")
+        # One tanh bridge per decoder state (h; and c for an LSTM, linear).
+        self.bridges = [
+            keras.layers.Dense(
+                units, activation="tanh" if i == 0 else None, name=f"bridge_{i}"
+            )
+            for i in range(num_states)
+        ]
+        if attention is None:
+            self.summary_concat = ConcatToSteps(name="summary_concat")
+            self.decoder_cell = cell_class(units, name="decoder_cell")
+            self.decoder = keras.layers.RNN(
+                self.decoder_cell, return_sequences=True, name="decoder"
+            )
+        else:
+            if attention == "bahdanau":
+                mechanism = BahdanauAttention(
+                    attention_units or units, name="attention"
+                )
+            else:
+                mechanism = LuongAttention(
+                    score=score,
+                    units=(attention_units or units)
+                    if score == "concat"
+                    else None,
+                    name="attention",
+                )
+            self.decoder_cell = AttentionRNNCell(
+                cell_class(units, name="cell"),
+                mechanism,
+                attention_style=attention,
+                input_feeding=input_feeding,
+                name="decoder_cell",
+            )
+            self.decoder = AttentionRNN(self.decoder_cell, name="decoder")
+        self.output_dropout = keras.layers.Dropout(
+            dropout, name="output_dropout"
+        )
+        self.output_dense = keras.layers.Dense(target_vocab_size, name="logits")
+
+        # === Functional Model ===
+        source = keras.Input((None,), dtype="int32", name="source")
+        target_in = keras.Input((None,), dtype="int32", name="target_in")
+        memory, initial_state = self._encode(source, training=None)
+        embedded = self.embedding_dropout(self.target_embedding(target_in))
+        if attention is None:
+            decoded = self.decoder(
+                self.summary_concat(embedded, initial_state[0]),
+                initial_state=initial_state,
+            )
+        else:
+            decoded = self.decoder(
+                embedded, memory, initial_state=initial_state
+            )
+        logits = self.output_dense(self.output_dropout(decoded))
+        super().__init__(
+            inputs={"source": source, "target_in": target_in},
+            outputs=logits,
+            start_id=start_id,
+            end_id=end_id,
+            max_target_length=max_target_length,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.attention = attention
+        self.score = score
+        self.attention_units = attention_units
+        self.input_feeding = input_feeding
+        self.merge_mode = merge_mode
+        self.dropout = dropout
+
+    def _encode(self, source, training=None, mask=None):
+        """`(memory [B, S, D], initial decoder states)` of source ids."""
+        embedded = self.embedding_dropout(
+            self.source_embedding(source), training=training
+        )
+        if mask is None:
+            outputs = self.encoder(embedded, training=training)
+        else:
+            outputs = self.encoder(embedded, mask=mask, training=training)
+        memory, finals = outputs[0], list(outputs[1:])
+        half = len(finals) // 2
+        forward, backward = finals[:half], finals[half:]
+        states = [
+            bridge(self.state_concat([f, b]))
+            for bridge, f, b in zip(self.bridges, forward, backward)
+        ]
+        return memory, states
+
+    # === Decoding (zoo.decoding step function) ===
+
+    @property
+    def has_attention(self):
+        return self.attention is not None
+
+    def encode(self, source_ids, max_length=None):
+        mask = ops.not_equal(source_ids, PAD_ID)
+        memory, states = self._encode(source_ids, training=False, mask=mask)
+        if self.attention is None:
+            return states, {"summary": states[0]}
+        cell = self.decoder_cell
+        context = {
+            "memory": memory,
+            "memory_mask": mask,
+            "projected_memory": cell.project_memory(memory),
+        }
+        return cell.complete_state(states), context
+
+    def decode_step(self, tokens, state, context, step):
+        embedded = self.target_embedding(tokens)  # [N, E]
+        if self.attention is None:
+            inputs = ops.concatenate(
+                [embedded, ops.cast(context["summary"], embedded.dtype)], -1
+            )
+            output, state = self.decoder_cell(inputs, state, training=False)
+            alignments = None
+        else:
+            (output, alignments), state = self.decoder_cell(
+                embedded,
+                state,
+                memory=context["memory"],
+                memory_mask=context["memory_mask"],
+                projected_memory=context["projected_memory"],
+                return_alignments=True,
+                training=False,
+            )
+        state = list(keras.tree.flatten(state))
+        return self.output_dense(output), state, alignments
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "cell": self.cell,
+            "attention": self.attention,
+            "score": self.score,
+            "attention_units": self.attention_units,
+            "input_feeding": self.input_feeding,
+            "merge_mode": self.merge_mode,
+            "dropout": self.dropout,
+        }
+
+
+_PAPERS = {
+    "seq2seq_gru": "Cho et al. 2014, Learning Phrase Representations using "
+    "RNN Encoder-Decoder for Statistical Machine Translation",
+    "seq2seq_bahdanau": "Bahdanau, Cho & Bengio 2014, Neural Machine "
+    "Translation by Jointly Learning to Align and Translate",
+    "seq2seq_luong": "Luong, Pham & Manning 2015, Effective Approaches to "
+    "Attention-based Neural Machine Translation",
+}
+
+
+@register_model(task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_gru"])
+def seq2seq_gru(
+    source_vocab_size=8000,
+    target_vocab_size=8000,
+    embedding_dim=128,
+    units=256,
+    dropout=0.1,
+    **kwargs,
+):
+    """Bi-GRU encoder, GRU decoder without attention (the baseline)."""
+    return RNNTranslator(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=embedding_dim,
+        units=units,
+        cell="gru",
+        attention=None,
+        dropout=dropout,
+        name="seq2seq_gru",
+        **kwargs,
+    )
+
+
+@register_model(
+    task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_bahdanau"]
+)
+def seq2seq_bahdanau(
+    source_vocab_size=8000,
+    target_vocab_size=8000,
+    embedding_dim=128,
+    units=256,
+    dropout=0.1,
+    **kwargs,
+):
+    """Bi-GRU encoder, GRU decoder with Bahdanau (additive) attention."""
+    return RNNTranslator(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=embedding_dim,
+        units=units,
+        cell="gru",
+        attention="bahdanau",
+        dropout=dropout,
+        name="seq2seq_bahdanau",
+        **kwargs,
+    )
+
+
+@register_model(
+    task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_luong"]
+)
+def seq2seq_luong(
+    source_vocab_size=8000,
+    target_vocab_size=8000,
+    embedding_dim=128,
+    units=256,
+    score="general",
+    input_feeding=True,
+    dropout=0.1,
+    **kwargs,
+):
+    """Bi-LSTM encoder (directions summed), LSTM decoder, Luong attention."""
+    return RNNTranslator(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=embedding_dim,
+        units=units,
+        cell="lstm",
+        attention="luong",
+        score=score,
+        input_feeding=input_feeding,
+        merge_mode="sum",
+        dropout=dropout,
+        name="seq2seq_luong",
+        **kwargs,
+    )
