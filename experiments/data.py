@@ -314,23 +314,22 @@ class TrainStream:
             )
 
     def epoch_seed(self, epoch):
-        """The int64 seed of epoch `epoch` (a tensor)."""
-        import tensorflow as tf
+        """The seed of epoch `epoch`: a non-negative int31 of (seed, epoch).
 
-        return tf.random.stateless_uniform(
-            [],
-            seed=tf.stack(
-                [tf.constant(self.seed, tf.int64), tf.cast(epoch, tf.int64)]
-            ),
-            minval=None,
-            dtype=tf.int64,
-        )
+        A Python int (`Dataset.shuffle` takes no tensor seed), mixed by
+        NumPy's `SeedSequence` so neighbouring seeds give unrelated orders.
+        """
+        import numpy as np
+
+        entropy = [abs(int(self.seed)), int(epoch)]
+        state = np.random.SeedSequence(entropy).generate_state(1, np.uint32)
+        return int(state[0] >> 1)
 
     def epoch(self, epoch, context=None):
         """One epoch of this input pipeline's per-replica batches.
 
         Args:
-            epoch: 0-based epoch (int or int64 tensor).
+            epoch: 0-based epoch (a Python int).
             context: a `tf.distribute.InputContext`; `None` is one
                 pipeline feeding one replica (global batches).
         """
@@ -360,7 +359,7 @@ class TrainStream:
             prepare = self.prepare
 
             def prepare_example(position, example):
-                seed = tf.stack([epoch_seed, position])
+                seed = tf.stack([tf.constant(epoch_seed, tf.int64), position])
                 return prepare(example, seed)
 
             ds = ds.map(prepare_example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -373,10 +372,18 @@ class TrainStream:
 
         Pass `steps_per_epoch` to `model.fit`, so Keras keeps one iterator
         across epochs. A resumed run starts at its first unfinished epoch
-        and sees exactly the batches of the uninterrupted run.
+        and sees exactly the batches of the uninterrupted run. The epochs
+        are concatenated (each epoch's iterator starts when the previous
+        one ends, so an upstream `cache` is complete before it is reread).
         """
         import tensorflow as tf
 
-        epochs_ds = tf.data.Dataset.range(int(initial_epoch), int(epochs))
-        ds = epochs_ds.flat_map(lambda e: self.epoch(e, context))
+        if epochs <= initial_epoch:
+            raise ValueError(
+                f"No epoch to train: initial_epoch={initial_epoch}, "
+                f"epochs={epochs}"
+            )
+        ds = self.epoch(int(initial_epoch), context)
+        for e in range(int(initial_epoch) + 1, int(epochs)):
+            ds = ds.concatenate(self.epoch(e, context))
         return ds.prefetch(tf.data.AUTOTUNE)

@@ -159,3 +159,31 @@ class RunDir:
     @property
     def is_complete(self):
         return os.path.exists(self.file("metrics.json"))
+
+
+class WorkerDir(RunDir):
+    """The private folder of a non-chief `tf.distribute` worker.
+
+    Under `MultiWorkerMirroredStrategy` every worker trains, but only the
+    chief writes the run folder (Keras' multi-worker convention). A
+    worker's own files (its `history.csv`, its checkpoints, which it must
+    write too so that it can resume when the run folder is not on shared
+    storage) go to `<run folder>/workers/<task>-<id>/`, locked like a run
+    folder, so two workers of the same id never share it.
+
+    Args:
+        run_path: the chief's run folder (the same `--out` on every worker).
+        config: the resolved `ExperimentConfig`.
+        worker: this worker's name, e.g. `"worker:1"`.
+    """
+
+    def __init__(self, run_path, config, worker):
+        self.run_path = os.path.abspath(os.path.expanduser(run_path))
+        super().__init__(
+            os.path.join(self.run_path, "workers", worker.replace(":", "-")),
+            config,
+        )
+
+    def shared_file(self, *parts):
+        """Path of a file of the chief's run folder (may not exist here)."""
+        return os.path.join(self.run_path, *parts)

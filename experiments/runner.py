@@ -149,6 +149,8 @@ def run(
             # checkpoint but writes its own into a private folder.
             checkpoint.copy_from(run_dir.shared_file("checkpoints"))
         resumed_from = min(checkpoint.resolve(), config.train.epochs)
+        if role.num_workers > 1:
+            training.check_same_epoch(dist, resumed_from)
         if role.chief:
             _record_start(run_dir, strategy, data_dir, resumed_from, dist)
             _say(
@@ -157,7 +159,7 @@ def run(
         else:
             _say(
                 f"{role.name}: training for the chief's run folder {out}; "
-                f"this worker's files go to {run_dir.path} (deleted at exit)."
+                f"this worker's files go to {run_dir.path}."
             )
         if resumed_from:
             _say(
@@ -194,7 +196,11 @@ def run(
             # between, the resumed run drops the extra history row.
             training.HistoryLogger(run_dir.file("history.csv")),
             checkpoint,
-            *([ScalarLogger(run_dir.folder("tensorboard"))] if role.chief else []),
+            *(
+                [ScalarLogger(run_dir.folder("tensorboard"))]
+                if role.chief
+                else []
+            ),
             step_timer,
             *task.callbacks(config, data, run_dir.path),
             *callbacks,
@@ -227,6 +233,10 @@ def run(
             history = training.read_history(run_dir.file("history.csv"))
             _say(f"{role.name} finished; the chief writes the outputs.")
             return {"chief": False, "worker": role.name, "history": history}
+        if role.num_workers > 1:
+            # The other workers have left: evaluating or exporting the
+            # distributed model would wait for them in collective ops.
+            model = _local_copy(task, config, data, model)
 
         start = time.perf_counter()
         metrics = task.evaluate(model, data, config, run_dir.path)
@@ -278,6 +288,13 @@ def run(
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics
+
+
+def _local_copy(task, config, data, model):
+    """`model` rebuilt outside the strategy scope with the same weights."""
+    local = task.build_model(config, data)
+    local.set_weights(model.get_weights())
+    return local
 
 
 def _verbosity(verbose):

@@ -115,6 +115,29 @@ def is_chief(strategy):
     return worker_role(strategy).chief
 
 
+def check_same_epoch(strategy, epoch):
+    """Raises UserError unless every worker resumes from `epoch`.
+
+    A collective op over all workers (call it on every worker): workers
+    that resumed from different checkpoints would train on different
+    batches and deadlock or diverge.
+    """
+    import tensorflow as tf
+
+    def local():
+        return tf.constant([epoch], tf.int64)
+
+    epochs = strategy.gather(strategy.run(local), axis=0).numpy()
+    highest, lowest = int(epochs.max()), int(epochs.min())
+    if highest != lowest:
+        raise UserError(
+            f"The workers found checkpoints of different epochs ({lowest} "
+            f"to {highest}; this one: {epoch}). Put --out on storage every "
+            "worker reads (the chief's checkpoints are restored everywhere) "
+            "or delete the run folder to restart."
+        )
+
+
 def shard_by_data(dataset):
     """`dataset` with `tf.data` DATA auto-sharding (None stays None).
 
