@@ -283,6 +283,11 @@ class TrainStream:
         batch: optional `(dataset, batch_size) -> dataset` producing batches
             of exactly `batch_size` consecutive elements (e.g.
             `padded_batch(size, drop_remainder=True)`); default `batch`.
+        group: optional `(dataset, epoch_seed) -> dataset` reordering the
+            shuffled `(position, example)` stream of the whole epoch
+            before it is split between replicas, keeping its length (e.g.
+            `sort_windows`: length buckets for padded sequences). It must be
+            a pure function of its input and `epoch_seed` (an int).
     """
 
     examples: object
@@ -292,6 +297,7 @@ class TrainStream:
     shuffle_buffer: int = 10_000
     prepare: Callable | None = None
     batch: Callable | None = None
+    group: Callable | None = None
 
     @property
     def steps_per_epoch(self):
@@ -352,6 +358,8 @@ class TrainStream:
         # A filter (not take) reads the split to its end, so a cache
         # upstream is always completed.
         ds = ds.filter(lambda position, _: position < used)
+        if self.group is not None:
+            ds = self.group(ds, epoch_seed)
         if pipelines > 1:
             ds = ds.batch(local, drop_remainder=True)
             ds = ds.shard(pipelines, pipeline).unbatch()
@@ -387,3 +395,65 @@ class TrainStream:
         for e in range(int(initial_epoch) + 1, int(epochs)):
             ds = ds.concatenate(self.epoch(e, context))
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def sort_windows(global_batch_size, window_batches, length):
+    """A `TrainStream.group` that buckets sequences by length.
+
+    The shuffled epoch is cut into windows of `window_batches` global
+    batches; inside a window the examples are sorted by `length(example)`,
+    cut into global batches, and those batches put in a random order
+    (seeded by the epoch). Batches then hold examples of similar length
+    (little padding) while every global batch stays whole, so the split
+    between replicas and resuming stay exact — what
+    `bucket_by_sequence_length` gives a single process.
+
+    Args:
+        global_batch_size: examples per step over all replicas.
+        window_batches: global batches per sorted window.
+        length: `example -> scalar int tensor` of an unbatched example whose
+            components are 1-D tensors (batched raggedly).
+    """
+    import tensorflow as tf
+
+    window = global_batch_size * window_batches
+
+    def group(ds, epoch_seed):
+        def sort(position, example, index):
+            lengths = tf.map_fn(
+                lambda i: tf.cast(
+                    length(tf.nest.map_structure(lambda t: t[i], example)),
+                    tf.int64,
+                ),
+                tf.range(tf.shape(position)[0], dtype=tf.int64),
+                fn_output_signature=tf.int64,
+            )
+            order = tf.argsort(lengths, stable=True)
+            size = tf.shape(order)[0]
+            chunks = size // global_batch_size
+            perm = tf.random.experimental.stateless_shuffle(
+                tf.range(chunks),
+                seed=tf.stack(
+                    [
+                        tf.constant(epoch_seed, tf.int64),
+                        tf.cast(index, tf.int64),
+                    ]
+                ),
+            )
+            body = tf.reshape(order[: chunks * global_batch_size], [chunks, -1])
+            order = tf.concat(
+                [
+                    tf.reshape(tf.gather(body, perm), [-1]),
+                    order[chunks * global_batch_size :],
+                ],
+                axis=0,
+            )
+            return tf.gather(position, order), tf.nest.map_structure(
+                lambda t: tf.gather(t, order), example
+            )
+
+        ds = ds.ragged_batch(window).enumerate()
+        ds = ds.map(lambda index, batch: sort(*batch, index))
+        return ds.unbatch()
+
+    return group

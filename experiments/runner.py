@@ -206,7 +206,8 @@ def run(
             *callbacks,
         ]
         fit_kwargs = dict(task.fit_kwargs(config, data))
-        if stream is not None:
+        finished = resumed_from >= config.train.epochs
+        if stream is not None and not finished:
             epochs = config.train.epochs
             train = dist.distribute_datasets_from_function(
                 lambda context: stream.dataset(context, resumed_from, epochs)
@@ -216,7 +217,7 @@ def run(
         else:
             train = training.shard_by_data(data.train)
         start = time.perf_counter()
-        if resumed_from < config.train.epochs:
+        if not finished:
             model.fit(
                 train,
                 validation_data=training.shard_by_data(data.validation),

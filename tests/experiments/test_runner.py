@@ -79,7 +79,7 @@ def test_run_folder_layout(finished_run):
         "plots/confusion_matrix.png",
         "plots/attention_maps.png",
         "saved_model/saved_model.pb",
-        "checkpoints/latest.weights.h5",
+        "checkpoints/training_metadata.json",
     ):
         assert os.path.exists(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "tensorboard", "train"))
