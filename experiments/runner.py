@@ -345,12 +345,15 @@ def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
     rundir_lib.write_json(path, record)
 
 
-def resolve(name, overrides=(), epochs=None, seed=None):
-    """The named experiment's config with overrides, `--epochs`, `--seed`."""
+def resolve(name, overrides=(), epochs=None, seed=None, deterministic=False):
+    """The named experiment's config with overrides, `--epochs`, `--seed`
+    and `--deterministic`."""
     config = config_lib.get_experiment(name)
     config = config_lib.apply_overrides(config, overrides)
     if epochs is not None:
         config.train.epochs = int(epochs)
     if seed is not None:
         config.seed = int(seed)
+    if deterministic:
+        config.train.deterministic = True
     return config
