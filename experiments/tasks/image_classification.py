@@ -354,14 +354,35 @@ class ImageClassificationTask(Task):
         height, width, channels = data.info["input_shape"]
         names = tf.constant(data.info["label_names"])
 
+        # Any image size is accepted and resized (bilinear, antialiased) to
+        # the training size; a wrong dtype is refused by the signature, a
+        # wrong rank, channel count or an empty image by `serving_input`.
         @tf.function(
-            input_signature=[
-                tf.TensorSpec(
-                    [None, height, width, channels], tf.uint8, name="images"
-                )
-            ]
+            input_signature=[tf.TensorSpec(None, tf.uint8, name="images")]
         )
         def serve(images):
+            images = export_lib.serving_input(
+                images,
+                [None, None, None, channels],
+                f"`images`: a uint8 batch [batch, height, width, {channels}]"
+                " of images at least 1x1",
+                nonempty_axes=(1, 2),
+            )
+            shape = tf.shape(images)
+
+            def resize():
+                resized = tf.image.resize(
+                    images, [height, width], antialias=True
+                )
+                return tf.cast(
+                    tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8
+                )
+
+            same = tf.logical_and(
+                tf.equal(shape[1], height), tf.equal(shape[2], width)
+            )
+            images = tf.cond(same, lambda: images, resize)
+            images = tf.ensure_shape(images, [None, height, width, channels])
             probabilities = tf.cast(model(images, training=False), tf.float32)
             batch = tf.shape(probabilities)[0]
             return {

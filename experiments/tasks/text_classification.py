@@ -482,10 +482,12 @@ def export_text_classifier(model, label_names, path):
     def empty_like(value):
         return tf.zeros([0, *value.shape[1:]], value.dtype)
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-    )
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])
     def serve(text):
+        text = export_lib.serving_input(
+            text, [None], "`text`: a 1-D tf.string batch of texts"
+        )
+
         def run():
             return compute(text)
 

@@ -606,9 +606,12 @@ def make_serving_fn(
     with_attention = getattr(model, "has_attention", True)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]
+        input_signature=[tf.TensorSpec(None, tf.string, name="sentences")]
     )
     def serve(sentences):
+        sentences = export_lib.serving_input(
+            sentences, [None], "`sentences`: a 1-D tf.string batch"
+        )
         # An empty batch runs one placeholder sentence (recurrent layers
         # cannot step over zero examples); the results are cut back below.
         batch = tf.shape(sentences)[0]
