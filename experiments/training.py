@@ -56,12 +56,24 @@ def make_strategy(name):
 
             keras_compat.install()
             return tf.distribute.MultiWorkerMirroredStrategy()
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        # TPU_NAME: "local" on a Cloud TPU VM, the TPU's name or
+        # grpc://address otherwise; unset: found from the GCE metadata.
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=os.environ.get("TPU_NAME")
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
-        raise UserError(f"Cannot start the {name!r} strategy: {err}") from None
+        hints = {
+            "tpu": " Run on a Cloud TPU VM with TPU_NAME=local, or set "
+            "TPU_NAME to the TPU's name or grpc:// address.",
+            "multi_worker": " Check TF_CONFIG: every worker needs the same "
+            "cluster and its own task index.",
+        }
+        raise UserError(
+            f"Cannot start the {name!r} strategy: {err}.{hints.get(name, '')}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
