@@ -110,6 +110,7 @@ class RunDir:
             raise
         self._lock = lock
         try:
+            self._remove_stale_temporaries()
             self._check_or_write_config()
         except BaseException:
             self.close()
@@ -123,6 +124,36 @@ class RunDir:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _remove_stale_temporaries(self):
+        """Deletes what a killed writer of this folder left half-written.
+
+        Every file and export is written under a temporary name (`.tmp-*`,
+        `.saved_model.tmp-*`, `.saved_model.old-*`) and renamed into place,
+        so a kill leaves only such names. With the folder lock held no
+        other process writes here: whatever carries them is stale.
+        """
+        import shutil
+
+        for folder in (self.path, os.path.join(self.path, "checkpoints")):
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                stale = name.startswith(".") and (
+                    name.startswith(".tmp-")
+                    or ".tmp-" in name
+                    or ".old-" in name
+                )
+                if not stale:
+                    continue
+                path = os.path.join(folder, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
 
     def _check_or_write_config(self):
         resolved = config_lib.to_dict(self.config)
