@@ -6,7 +6,9 @@ Layout of a run folder (every task):
     run.json           how it was started (command, strategy, versions)
     history.csv        one row per finished epoch (1-based `epoch`)
     metrics.json       final metrics (written last: its presence = done)
-    checkpoints/       Keras BackupAndRestore state (resume)
+    checkpoints/       crash-safe per-epoch checkpoints (resume; see
+                       `experiments.training.RunCheckpoint`)
+    workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
     saved_model/       the exported SavedModel (atomic)
     plots/             PNG figures

@@ -1,13 +1,18 @@
 """The one experiment runner of every task: config -> trained, evaluated,
 exported model in a run folder (see `experiments.rundir` for its layout).
 
-`run(config)` validates the config through the task plugin, opens (or
-resumes) the run folder, seeds, builds the model and optimiser inside the
-`tf.distribute` strategy scope, trains with `model.fit` (Keras
-`BackupAndRestore` checkpoints every epoch, so an interrupted run restarted
-with the same command and `--out` continues from its last finished epoch),
-evaluates through the task, plots the training curves, exports the
-SavedModel atomically and writes `metrics.json` last.
+`run(config)` validates the config through the task plugin, creates the
+`tf.distribute` strategy (`--strategy`), seeds (op determinism with
+`train.deterministic`), opens (or resumes) the run folder, builds the model
+and optimiser inside the strategy scope, trains with `model.fit` on the
+task's `TrainStream` (every global batch split exactly between replicas and
+workers; a resumed run sees the batches of an uninterrupted one),
+checkpoints every epoch crash-safely (`training.RunCheckpoint`, a
+`BackupAndRestore`: an interrupted run restarted with the same command and
+`--out` continues from its last finished epoch), evaluates through the task,
+plots the training curves, exports the SavedModel atomically and writes
+`metrics.json` last. Under `MultiWorkerMirroredStrategy` every worker
+trains; only the chief writes the run folder.
 """
 
 import json
