@@ -21,6 +21,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.once import compute_once
 from tests.serving import PROJECT_PACKAGES
 from tests.serving import REPO_ROOT
 
@@ -178,6 +179,12 @@ EXPORTERS = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`{task: {case: result}}` from one project-free process per model."""
+    return compute_once(
+        tmp_path_factory, "serving_robustness", lambda: _serve(tmp_path_factory)
+    )
+
+
+def _serve(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"

@@ -9,6 +9,7 @@ import pytest
 
 from experiments import runner
 from tests.experiments import processes
+from tests.once import compute_once
 
 # Loss of the same global batches: 2 replicas x 8 examples versus one of 16.
 # The per-example losses are identical; only the order of the float32
@@ -23,6 +24,14 @@ def _history(path):
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory, digits_dir):
+    return compute_once(
+        tmp_path_factory,
+        "multi_worker",
+        lambda: _two_workers(tmp_path_factory, digits_dir),
+    )
+
+
+def _two_workers(tmp_path_factory, digits_dir):
     tmp = tmp_path_factory.mktemp("multi_worker")
     out = str(tmp / "run")
     ports = processes.free_ports(2)

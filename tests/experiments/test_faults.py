@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests.experiments import processes
+from tests.once import compute_once
 
 EPOCHS = 3
 KILL_AT = (2, 3)  # (epoch, step), 1-based: mid-epoch 2 of 4 steps
@@ -61,6 +62,12 @@ def _wait_for(path, proc, timeout=300):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, digits_dir):
+    return compute_once(
+        tmp_path_factory, "faults", lambda: _runs(tmp_path_factory, digits_dir)
+    )
+
+
+def _runs(tmp_path_factory, digits_dir):
     tmp = tmp_path_factory.mktemp("faults")
     outs = {k: str(tmp / k) for k in "ABC"}
     logs = {k: str(tmp / f"{k}.log") for k in ("A", "B-killed", "B", "C")}
