@@ -1,10 +1,11 @@
 """Serving robustness: bad requests to the exported SavedModel of each task.
 
 One tiny exported model per task (image classifier, text classifier,
-translator) is loaded in a child process that never imports this project;
-that process sends every bad request of its model and records what came
-back (output shapes and values, or the error type and message). Each case is
-its own test below. A bad request must give a defined result or a clear
+translator) is loaded in a child process that never imports this project
+(one process for the three models: a process start costs seconds of CPU);
+it sends every bad request to each model and records what came back
+(output shapes and values, or the error type and message). Each case is its
+own test below. A bad request must give a defined result or a clear
 error, never a crash of the serving process.
 
 Adding a task (e.g. captioning when it lands): write an `_export_<task>`
@@ -73,25 +74,31 @@ _CHILD = textwrap.dedent(
                 [0] if values == [] else None))
         return tf.zeros(recipe["shape"], recipe["dtype"])
 
-    path, name, cases = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
-    serve = tf.saved_model.load(path).signatures["serving_default"]
-    results = {{}}
-    for case, recipe in cases.items():
-        try:
-            out = serve(**{{name: tensor(recipe)}})
-            results[case] = {{"outputs": {{
-                k: {{"shape": list(v.shape),
-                     "finite": bool(np.all(np.isfinite(v.numpy())))
-                     if v.dtype.is_floating else None,
-                     "value": v.numpy().tolist()
-                     if v.dtype.is_floating and v.shape.num_elements() < 100
-                     else None}}
-                for k, v in out.items()}}}}
-        except Exception as err:  # noqa: BLE001
-            results[case] = {{"error": type(err).__name__,
-                              "message": str(err)[:2000]}}
-    results["_leaked"] = sorted(
+    def serve_all(path, name, cases):
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        results = {{}}
+        for case, recipe in cases.items():
+            try:
+                out = serve(**{{name: tensor(recipe)}})
+                results[case] = {{"outputs": {{
+                    k: {{"shape": list(v.shape),
+                         "finite": bool(np.all(np.isfinite(v.numpy())))
+                         if v.dtype.is_floating else None,
+                         "value": v.numpy().tolist()
+                         if v.dtype.is_floating
+                         and v.shape.num_elements() < 100 else None}}
+                    for k, v in out.items()}}}}
+            except Exception as err:  # noqa: BLE001
+                results[case] = {{"error": type(err).__name__,
+                                  "message": str(err)[:2000]}}
+        return results
+
+    results = {{task: serve_all(**model)
+               for task, model in json.load(open(sys.argv[1])).items()}}
+    leaked = sorted(
         m for m in sys.modules if m.split(".")[0] in {packages!r})
+    for task in results:
+        results[task]["_leaked"] = leaked
     print(json.dumps(results))
     """
 )
@@ -189,24 +196,23 @@ def _serve(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     script = _CHILD.format(root=REPO_ROOT, packages=PROJECT_PACKAGES)
-    procs = {}
+    # One serving process for all models: each process start costs seconds
+    # of CPU; a crash on any request fails every test of this module.
+    manifest = {}
     for task, export in EXPORTERS.items():
         path, name = export(str(tmp))
-        cases = tmp / f"{task}.json"
-        cases.write_text(json.dumps(CASES[task]))
-        procs[task] = subprocess.Popen(
-            [sys.executable, "-I", "-c", script, path, name, str(cases)],
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    results = {}
-    for task, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"{task} server crashed:\n{stderr[-4000:]}"
-        results[task] = json.loads(stdout.strip().splitlines()[-1])
+        manifest[task] = {"path": path, "name": name, "cases": CASES[task]}
+    (tmp / "manifest.json").write_text(json.dumps(manifest))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(tmp / "manifest.json")],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"the server crashed:\n{proc.stderr[-4000:]}"
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
     (tmp / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
