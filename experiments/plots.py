@@ -299,3 +299,60 @@ def alignment_heatmaps(alignments, path, title=""):
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def caption_attention(image, words, maps, path, boxes=None, title=""):
+    """One panel per generated word: the attention map over the image.
+
+    The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
+    the attention of the step that produced it, upsampled (bilinear) over
+    the image. The maps keep their common scale (the soft maps sum to 1),
+    so a diffuse step looks faint.
+
+    Args:
+        image: `[H, W, C]` uint8 image.
+        words: the generated tokens (words, then e.g. "[END]").
+        maps: `[len(words), rows, cols]` attention maps.
+        path: output PNG.
+        boxes: optional `[N, 4]` normalised boxes (ymin, xmin, ymax, xmax)
+            of the caption's words, outlined on the panel of word `j`.
+        title: figure title.
+    """
+    from matplotlib.patches import Rectangle
+
+    image = np.asarray(image)
+    maps = np.asarray(maps, "float32")
+    height, width = image.shape[:2]
+    cols = 1 + len(words)
+    fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.3), squeeze=False)
+    _show_image(axes[0, 0], image)
+    axes[0, 0].set_title("image", fontsize=8)
+    top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+    for j, word in enumerate(words):
+        ax = axes[0, j + 1]
+        _show_image(ax, image)
+        ax.imshow(
+            maps[j],
+            cmap="jet",
+            alpha=0.5,
+            vmin=0,
+            vmax=top,
+            interpolation="bilinear",
+            extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+        )
+        if boxes is not None and j < len(boxes):
+            ymin, xmin, ymax, xmax = np.asarray(boxes[j], "float64")
+            ax.add_patch(
+                Rectangle(
+                    (xmin * width - 0.5, ymin * height - 0.5),
+                    (xmax - xmin) * width,
+                    (ymax - ymin) * height,
+                    fill=False,
+                    edgecolor="white",
+                    linewidth=1.2,
+                )
+            )
+        ax.set_title(word, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return _save(fig, path)

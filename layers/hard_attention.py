@@ -92,11 +92,16 @@ class HardAttention(keras.layers.Layer):
         training: selects sampling (`mode`) vs the deterministic top-k.
         return_log_probs: also return the selection's log-probability
             `[B, Tq]` (any mode; at inference, that of the top-k selection).
+        return_probabilities: also return the float32 distribution
+            `p = softmax(e)` over the unmasked keys `[B, Tq, Tk]` that
+            selections are drawn from (for an entropy bonus, or the
+            expected context `p @ value` of Xu et al. 2015, §4.1).
 
     Returns:
-        The context `[B, Tq, Dv]`; with `return_attention_scores` and/or
-        `return_log_probs`, a tuple `(context, weights, log_probs)` holding
-        the requested extras in that order.
+        The context `[B, Tq, Dv]`; with `return_attention_scores`,
+        `return_log_probs` and/or `return_probabilities`, a tuple
+        `(context, weights, log_probs, probabilities)` holding the requested
+        extras in that order.
 
     Example:
 
@@ -264,6 +269,7 @@ class HardAttention(keras.layers.Layer):
         use_causal_mask=False,
         training=None,
         return_log_probs=False,
+        return_probabilities=False,
     ):
         key = value if key is None else key
         self._check_shapes(
@@ -320,6 +326,8 @@ class HardAttention(keras.layers.Layer):
             outputs.append(weights)
         if return_log_probs:
             outputs.append(self._log_probs(masked_logits, valid, picks))
+        if return_probabilities:
+            outputs.append(masked_softmax(masked_logits, valid))
         if single_query:
             outputs = [ops.squeeze(o, 1) for o in outputs]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
@@ -363,6 +371,7 @@ class HardAttention(keras.layers.Layer):
         use_causal_mask=False,
         training=None,
         return_log_probs=False,
+        return_probabilities=False,
     ):
         q_shape, v_shape = tuple(query.shape), tuple(value.shape)
         outputs = [
@@ -377,6 +386,10 @@ class HardAttention(keras.layers.Layer):
             )
         if return_log_probs:
             outputs.append(keras.KerasTensor(q_shape[:-1], "float32"))
+        if return_probabilities:
+            outputs.append(
+                keras.KerasTensor(q_shape[:-1] + (v_shape[1],), "float32")
+            )
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def get_config(self):

@@ -21,6 +21,7 @@ from zoo import resnet  # noqa: E402  isort: skip
 from zoo import text  # noqa: E402  isort: skip
 from zoo import vit  # noqa: E402  isort: skip
 from zoo import translation  # noqa: E402  isort: skip
+from zoo import captioning  # noqa: E402  isort: skip
 
 __all__ = [
     "attention_maps",

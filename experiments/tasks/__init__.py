@@ -13,6 +13,7 @@ TASK_MODULES = {
     "image_classification": "experiments.tasks.image_classification",
     "text_classification": "experiments.tasks.text_classification",
     "translation": "experiments.tasks.translation",
+    "image_captioning": "experiments.tasks.captioning",
 }
 
 

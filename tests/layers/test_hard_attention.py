@@ -279,3 +279,36 @@ def test_inside_a_functional_model_with_keras_masks():
     got_w = _np(got_w)
     assert np.all(got_w[tokens == 0] == 0.0)
     np.testing.assert_array_equal(got_w.sum(-1), 1.0)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_return_probabilities_is_the_masked_softmax(training):
+    rng = np.random.default_rng(11)
+    q, v = _rand(rng, 2, 3, 6), _rand(rng, 2, 5, 4)
+    vmask = np.array([[1, 1, 0, 1, 1], [0, 0, 0, 0, 0]], bool)
+    layer = HardAttention(units=5, score="additive", seed=2)
+    context, w, lp, p = layer(
+        q,
+        v,
+        value_mask=vmask,
+        return_attention_scores=True,
+        return_log_probs=True,
+        return_probabilities=True,
+        training=training,
+    )
+    logits = reference_logits(layer, q, v)
+    expected = np.exp(_log_softmax(logits[:1], vmask[:1, None]))
+    np.testing.assert_allclose(_np(p)[:1], expected, atol=1e-6)
+    assert np.all(_np(p)[1] == 0.0)  # no valid key: zero, never NaN
+    # The selection's log-probability is log p of the selected key.
+    picked = (_np(w)[:1] * np.log(np.maximum(expected, 1e-30))).sum(-1)
+    np.testing.assert_allclose(_np(lp)[:1], picked, atol=1e-5)
+    # Single query: no Tq axis; symbolic shapes agree.
+    _, p1 = layer(q[:, 0], v, return_probabilities=True)
+    assert tuple(p1.shape) == (2, 5)
+    spec = layer.compute_output_spec(
+        keras.KerasTensor((2, 3, 6)),
+        keras.KerasTensor((2, 5, 4)),
+        return_probabilities=True,
+    )
+    assert tuple(spec[1].shape) == (2, 3, 5)

@@ -3,7 +3,8 @@
 For each layer: a small functional model is saved as `.keras` and reloaded
 in a new Python process with equal outputs (Keras `safe_mode` on), and its
 `model.export()` SavedModel is loaded and called by a process that never
-imports this project. One child process checks all models at once.
+imports this project. One child process per family (sequence, vision)
+checks all of its models at once.
 """
 
 import keras
@@ -136,6 +137,19 @@ def sequence_cases():
             "hard_attention", lambda x: layers.HardAttention()(x, x)
         )
     )
+    for style, attention in (
+        ("bahdanau", layers.BahdanauAttention(8)),
+        ("luong", layers.LuongAttention("general")),
+    ):
+        cell = layers.AttentionRNNCell(
+            keras.layers.LSTMCell(8), attention, attention_style=style
+        )
+        cases.append(
+            _cross_attention(
+                f"attention_rnn_{style}",
+                lambda dec, enc, c=cell: layers.AttentionRNN(c)(dec, enc),
+            )
+        )
     return cases
 
 
@@ -179,8 +193,10 @@ def _channels_first(block):
 
 
 @pytest.mark.tf_only
-def test_every_layer_reloads_and_serves_in_fresh_processes(tmp_path):
-    cases = sequence_cases() + vision_cases()
+@pytest.mark.parametrize("family", ["sequence", "vision"])
+def test_every_layer_reloads_and_serves_in_fresh_processes(family, tmp_path):
+    # Two families, two tests: pytest-xdist runs them side by side.
+    cases = sequence_cases() if family == "sequence" else vision_cases()
     names = [c[0] for c in cases]
     assert len(set(names)) == len(names)
     check_fresh_process_round_trips(cases, tmp_path)

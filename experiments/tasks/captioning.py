@@ -1,0 +1,730 @@
+"""Image captioning task: TFDS images + captions -> captioner -> BLEU,
+exact captions, attention localisation -> SavedModel (uint8 -> strings).
+
+Data: any TFDS dataset with an image and one caption or a sequence of
+captions per image (the offline `digit_scenes`, official `coco_captions`,
+or a prepared dataset directory); keys `data.image_key`,
+`data.caption_key` (nested with `/`), optionally `data.boxes_key` (one box
+per caption word, for the localisation metric). Captions are lower-cased,
+stripped of punctuation and split into words; the word vocabulary (words
+seen `data.min_word_count` times, most frequent first) is learnt from the
+training split. Pipeline: decode (resize to `data.image_size`) -> one
+example per caption -> `[START] words [END]` -> cache -> shuffle ->
+padded batches of `({"images", "target_in"}, target_out)`.
+
+Evaluation (greedy and beam search on the test split): corpus BLEU-1..4
+with sacrebleu against all of an image's references, exact-caption
+accuracy, the attention localisation (for each generated word with a box:
+the fraction of the attention mass inside that box, the attention map
+upsampled over the image), sample captions and per-word attention
+overlays (PNG, one panel per generated word as in Xu et al. 2015, fig. 2).
+
+Export: uint8 images `[B, H, W, C]` in (any size: resized to the model's;
+1 or 3 channels: converted; an empty batch gives empty outputs) ->
+captions, their words, per-word attention maps and scores; the search
+runs in the graph, so only core TensorFlow is needed to serve it.
+"""
+
+import collections
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from experiments import data as data_lib
+from experiments import export as export_lib
+from experiments import plots
+from experiments.configs.captioning import CAPTIONERS
+from experiments.configs.captioning import SEARCHES
+from experiments.errors import UserError
+from experiments.rundir import write_json
+from experiments.rundir import write_text
+from experiments.tasks.base import Task
+from experiments.tasks.base import TaskData
+
+AUTOTUNE = tf.data.AUTOTUNE
+PAD, UNK, START, END = 0, 1, 2, 3
+RESERVED = ("[PAD]", "[UNK]", "[START]", "[END]")
+_PUNCTUATION = r"[^a-z0-9' ]+"
+
+
+def normalize_captions(captions):
+    """Lower-case, punctuation to spaces, single spaces (TF strings)."""
+    text = tf.strings.lower(captions, encoding="utf-8")
+    text = tf.strings.regex_replace(text, _PUNCTUATION, " ")
+    text = tf.strings.regex_replace(text, " +", " ")
+    return tf.strings.strip(text)
+
+
+def build_vocabulary(captions, min_count=1, max_size=10000):
+    """Reserved tokens, then words by falling count (ties alphabetical)."""
+    counts = collections.Counter()
+    for caption in captions:
+        counts.update(caption.split())
+    words = sorted(
+        (w for w, n in counts.items() if n >= min_count),
+        key=lambda w: (-counts[w], w),
+    )
+    return list(RESERVED) + words[:max_size]
+
+
+def box_overlap_matrix(box, grid):
+    """Fraction of each attention cell inside a normalised box.
+
+    Args:
+        box: `(ymin, xmin, ymax, xmax)` in [0, 1].
+        grid: `(rows, cols)` of the attention map; cell `(r, c)` covers
+            `[r / rows, (r + 1) / rows) x [c / cols, (c + 1) / cols)`.
+
+    Returns:
+        `[rows, cols]` float64: area of cell ∩ box / area of the cell, so
+        `sum(map * overlap)` is the attention mass inside the box when the
+        map is spread evenly over each cell (nearest upsampling).
+    """
+    rows, cols = grid
+    ymin, xmin, ymax, xmax = (float(v) for v in box)
+    edges_y = np.arange(rows + 1) / rows
+    edges_x = np.arange(cols + 1) / cols
+    over_y = np.clip(
+        np.minimum(edges_y[1:], ymax) - np.maximum(edges_y[:-1], ymin), 0, None
+    )
+    over_x = np.clip(
+        np.minimum(edges_x[1:], xmax) - np.maximum(edges_x[:-1], xmin), 0, None
+    )
+    return np.outer(over_y * rows, over_x * cols)
+
+
+def attention_in_boxes(attention, boxes, num_words, grid):
+    """Attention mass inside the box of each generated word.
+
+    Args:
+        attention: `[L, rows * cols]` attention of each generated token.
+        boxes: `[N, 4]` normalised boxes of the caption's words in order.
+        num_words: generated words (without [END]).
+        grid: `(rows, cols)`.
+
+    Returns:
+        A list of `min(num_words, N)` masses, word `j` against box `j`.
+    """
+    masses = []
+    for j in range(min(num_words, len(boxes))):
+        overlap = box_overlap_matrix(boxes[j], grid)
+        weights = np.asarray(attention[j], "float64").reshape(grid)
+        masses.append(float(np.sum(weights * overlap)))
+    return masses
+
+
+def _feature(example, key):
+    value = example
+    for part in key.split("/"):
+        value = value[part]
+    return value
+
+
+def _check_nested_key(builder, key, config_key):
+    features = builder.info.features
+    node = features
+    for part in key.split("/"):
+        if hasattr(node, "feature") and not hasattr(node, "keys"):
+            node = node.feature  # Sequence of a dict
+        keys = sorted(node.keys()) if hasattr(node, "keys") else []
+        if part not in keys:
+            raise UserError(
+                f"Dataset {builder.info.full_name!r} has no feature {key!r} "
+                f"(set by {config_key}). Its features: "
+                f"{', '.join(sorted(features.keys()))}."
+            )
+        node = node[part]
+
+
+class CaptioningData(TaskData):
+    """`TaskData` plus the vocabulary and the image shape."""
+
+    def __init__(self, *args, vocabulary, image_shape, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.vocabulary = vocabulary
+        self.image_shape = image_shape
+
+
+class CaptioningTask(Task):
+    """Trains and evaluates zoo captioners on TFDS image captions."""
+
+    name = "image_captioning"
+    primary_metric = "exact_beam"
+    secondary_metrics = ("bleu4_beam", "attention_in_box_greedy")
+    comparison_columns = (
+        ("exact greedy", "exact_greedy", ".4f"),
+        ("exact beam", "exact_beam", ".4f"),
+        ("BLEU-4 greedy", "bleu4_greedy", ".2f"),
+        ("BLEU-4 beam", "bleu4_beam", ".2f"),
+        ("mass in box", "attention_in_box_greedy", ".3f"),
+        ("parameters", "num_parameters", ","),
+        ("train time (s)", "train_time_s_all_epochs", ".0f"),
+    )
+
+    def validate(self, config):
+        cfg, ev = config.data, config.eval
+        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
+            raise UserError(
+                "data.batch_size and data.eval_batch_size must be > 0"
+            )
+        if cfg.max_caption_length < 3:
+            raise UserError(
+                "data.max_caption_length must be >= 3 ([START], a word, "
+                f"[END]). Received: {cfg.max_caption_length}"
+            )
+        if cfg.image_size and (
+            len(cfg.image_size) != 2 or min(cfg.image_size) < 1
+        ):
+            raise UserError(
+                "data.image_size must be [height, width] of positive "
+                f"integers. Received: {cfg.image_size}"
+            )
+        if cfg.min_word_count < 1 or cfg.max_vocab_size < 1:
+            raise UserError(
+                "data.min_word_count and data.max_vocab_size must be >= 1"
+            )
+        if ev.beam_width < 1:
+            raise UserError(
+                f"eval.beam_width must be >= 1. Received: {ev.beam_width}"
+            )
+        if ev.length_penalty < 0:
+            raise UserError(
+                f"eval.length_penalty must be >= 0. Received: "
+                f"{ev.length_penalty}"
+            )
+        if ev.export_search not in SEARCHES:
+            raise UserError(
+                f"Unknown eval.export_search {ev.export_search!r}. Choose "
+                f"one of: {', '.join(SEARCHES)}"
+            )
+        if config.train.label_smoothing:
+            raise UserError(
+                "train.label_smoothing is not supported by the captioning "
+                "task (its loss ignores padding with ignore_class)."
+            )
+        self.check_model(config)
+
+    # --- Data -----------------------------------------------------------
+    def _image_shape(self, builder, cfg):
+        shape = tuple(builder.info.features[cfg.image_key].shape)
+        channels = shape[-1] or 3
+        if cfg.image_size:
+            return (int(cfg.image_size[0]), int(cfg.image_size[1]), channels)
+        if None in shape:
+            raise UserError(
+                f"Images of {builder.info.full_name!r} vary in size "
+                f"{shape}: set data.image_size=[height,width] to resize them."
+            )
+        return shape
+
+    def _examples(self, builder, split, cfg, shape, max_examples):
+        """`(dataset of (image, captions [R], boxes [N, 4]), count)`."""
+        ds, count = data_lib.open_split(builder, split, max_examples)
+        resize = bool(cfg.image_size)
+
+        def pick(example):
+            image = example[cfg.image_key]
+            if resize:
+                image = tf.image.resize(image, shape[:2], antialias=True)
+                image = tf.cast(
+                    tf.round(tf.clip_by_value(image, 0, 255)), "uint8"
+                )
+            captions = tf.reshape(_feature(example, cfg.caption_key), [-1])
+            if cfg.boxes_key:
+                boxes = tf.reshape(
+                    tf.cast(_feature(example, cfg.boxes_key), tf.float32),
+                    [-1, 4],
+                )
+            else:
+                boxes = tf.zeros([0, 4], tf.float32)
+            return image, normalize_captions(captions), boxes
+
+        return ds.map(pick, num_parallel_calls=AUTOTUNE), count
+
+    def load_data(self, config, data_dir, strategy):
+        cfg = config.data
+        builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        data_lib.check_features(builder, {"data.image_key": cfg.image_key})
+        _check_nested_key(builder, cfg.caption_key, "data.caption_key")
+        if cfg.boxes_key:
+            _check_nested_key(builder, cfg.boxes_key, "data.boxes_key")
+        shape = self._image_shape(builder, cfg)
+
+        train, num_images = self._examples(
+            builder, cfg.train_split, cfg, shape, cfg.max_train_examples
+        )
+        if num_images == 0:
+            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        texts = [
+            t.decode("utf-8")
+            for captions in train.map(
+                lambda i, c, b: c, num_parallel_calls=AUTOTUNE
+            ).as_numpy_iterator()
+            for t in captions
+        ]
+        vocabulary = build_vocabulary(
+            texts, cfg.min_word_count, cfg.max_vocab_size
+        )
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocabulary[len(RESERVED) :]),
+                tf.range(len(RESERVED), len(vocabulary), dtype=tf.int64),
+            ),
+            default_value=UNK,
+        )
+        keep = cfg.max_caption_length - 2
+
+        def encode(image, caption):
+            words = tf.strings.split(caption)[:keep]
+            ids = tf.cast(table.lookup(words), tf.int32)
+            ids = tf.concat([[START], ids, [END]], 0)
+            return {"images": image, "target_in": ids[:-1]}, ids[1:]
+
+        def per_caption(image, captions, boxes):
+            count = tf.shape(captions)[0]
+            images = tf.repeat(image[None], count, axis=0)
+            return tf.data.Dataset.from_tensor_slices((images, captions))
+
+        pairs = train.flat_map(per_caption)
+        if cfg.cache:
+            pairs = pairs.cache()
+        num_train = len(texts)
+        pairs = pairs.shuffle(
+            min(cfg.shuffle_buffer, num_train), reshuffle_each_iteration=True
+        )
+        padding = ({"images": tf.constant(0, tf.uint8), "target_in": PAD}, PAD)
+        # Repeat, and let `steps_per_epoch` (fit_kwargs) define an epoch:
+        # the flat-mapped dataset has no known size.
+        train_ds = (
+            pairs.repeat()
+            .map(encode, num_parallel_calls=AUTOTUNE)
+            .padded_batch(cfg.batch_size, padding_values=padding)
+            .prefetch(AUTOTUNE)
+        )
+
+        validation = None
+        if cfg.validation_split:
+            val, _ = self._examples(
+                builder, cfg.validation_split, cfg, shape, cfg.max_eval_examples
+            )
+            val = val.flat_map(per_caption).map(
+                encode, num_parallel_calls=AUTOTUNE
+            )
+            if cfg.cache:
+                val = val.cache()
+            validation = val.padded_batch(
+                cfg.eval_batch_size, padding_values=padding
+            )
+            # Known cardinality: Keras warns about datasets of unknown size.
+            batches = int(validation.reduce(0, lambda n, _: n + 1))
+            validation = validation.apply(
+                tf.data.experimental.assert_cardinality(batches)
+            ).prefetch(AUTOTUNE)
+
+        test, num_test = self._examples(
+            builder, cfg.test_split, cfg, shape, cfg.max_eval_examples
+        )
+        if num_test == 0:
+            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        test = test.padded_batch(
+            cfg.eval_batch_size,
+            padding_values=(tf.constant(0, tf.uint8), "", -1.0),
+        ).prefetch(AUTOTUNE)
+        return CaptioningData(
+            train=train_ds,
+            validation=validation,
+            test=test,
+            steps_per_epoch=-(-num_train // cfg.batch_size),
+            info={
+                "dataset": builder.info.full_name,
+                "image_shape": list(shape),
+                "vocab_size": len(vocabulary),
+                "num_train_images": num_images,
+                "num_train_examples": num_train,
+                "num_test_examples": num_test,
+            },
+            vocabulary=vocabulary,
+            image_shape=shape,
+        )
+
+    def ablation_models(self, config):
+        return list(CAPTIONERS)
+
+    def fit_kwargs(self, config, data):
+        return {"steps_per_epoch": data.steps_per_epoch}
+
+    # --- Model ----------------------------------------------------------
+    def build_model(self, config, data):
+        import zoo
+
+        kwargs = dict(config.model.kwargs)
+        kwargs.setdefault("vocab_size", data.info["vocab_size"])
+        kwargs.setdefault("input_shape", tuple(data.image_shape))
+        kwargs.setdefault("max_caption_length", config.data.max_caption_length)
+        kwargs.setdefault("seed", config.seed)
+        try:
+            return zoo.build(config.model.name, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise UserError(
+                f"Cannot build model {config.model.name!r}: {err}"
+            ) from None
+
+    def loss(self, config):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=PAD
+        )
+
+    def metrics(self, config, data):
+        from zoo.translation.metrics import MaskedAccuracy
+
+        return [MaskedAccuracy(name="accuracy")]
+
+    # --- Decoding -------------------------------------------------------
+    def make_caption_fn(self, model, config, method, image_shape):
+        ev = config.eval
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, *image_shape], tf.uint8)]
+        )
+        def caption(images):
+            return model.generate(
+                images,
+                method=method,
+                max_length=config.data.max_caption_length,
+                beam_width=ev.beam_width,
+                length_penalty=ev.length_penalty,
+            )
+
+        return caption
+
+    def caption_split(self, model, data, config, method):
+        """Decodes the test split: per image its words, attention, refs."""
+        fn = self.make_caption_fn(model, config, method, data.image_shape)
+        vocabulary = np.asarray(data.vocabulary)
+        results = []
+        elapsed = 0.0
+        for images, references, boxes in data.test:
+            start = time.perf_counter()
+            out = fn(images)
+            pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
+            tokens = pick(out.tokens).numpy()
+            attention = pick(out.attention).numpy()
+            elapsed += time.perf_counter() - start
+            images = images.numpy()
+            references = references.numpy()
+            boxes = boxes.numpy()
+            for i in range(len(tokens)):
+                ids = tokens[i].tolist()
+                if END in ids:
+                    ids = ids[: ids.index(END)]
+                ids = [t for t in ids if t != PAD]
+                refs = [r.decode("utf-8") for r in references[i] if r]
+                box = boxes[i]
+                results.append(
+                    {
+                        "words": [str(w) for w in vocabulary[ids]],
+                        "attention": attention[i],
+                        "references": refs,
+                        "boxes": box[box[:, 0] >= 0],
+                        "image": images[i],
+                    }
+                )
+        return results, elapsed
+
+    # --- Evaluation -----------------------------------------------------
+    def evaluate(self, model, data, config, run_dir):
+        import sacrebleu
+
+        grid = tuple(model.feature_grid)
+        metrics = {"feature_grid": list(grid)}
+        outputs = {}
+        for method in SEARCHES:
+            results, elapsed = self.caption_split(model, data, config, method)
+            outputs[method] = results
+            hypotheses = [" ".join(r["words"]) for r in results]
+            most = max(len(r["references"]) for r in results)
+            streams = [
+                [
+                    r["references"][k] if k < len(r["references"]) else None
+                    for r in results
+                ]
+                for k in range(most)
+            ]
+            for n in range(1, 5):
+                bleu = sacrebleu.BLEU(max_ngram_order=n)
+                score = bleu.corpus_score(hypotheses, streams)
+                metrics[f"bleu{n}_{method}"] = round(float(score.score), 2)
+            metrics["bleu_signature"] = str(bleu.get_signature())
+            exact = [h in r["references"] for h, r in zip(hypotheses, results)]
+            metrics[f"exact_{method}"] = round(float(np.mean(exact)), 4)
+            metrics[f"{method}_images_per_s"] = round(
+                len(results) / max(elapsed, 1e-9), 1
+            )
+            masses, correct_masses = [], []
+            for r in results:
+                if not len(r["boxes"]):
+                    continue
+                found = attention_in_boxes(
+                    r["attention"], r["boxes"], len(r["words"]), grid
+                )
+                masses += found
+                truth = r["references"][0].split()
+                correct_masses += [
+                    m
+                    for j, m in enumerate(found)
+                    if j < len(truth) and r["words"][j] == truth[j]
+                ]
+            if masses:
+                metrics[f"attention_in_box_{method}"] = round(
+                    float(np.mean(masses)), 4
+                )
+                metrics[f"attention_in_box_correct_words_{method}"] = round(
+                    float(np.mean(correct_masses)) if correct_masses else 0.0,
+                    4,
+                )
+        boxes = [b for r in outputs["greedy"] for b in r["boxes"]]
+        if boxes:
+            # Mass a uniform attention map would put inside the boxes.
+            areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
+            metrics["attention_in_box_uniform"] = round(
+                float(np.mean(areas)), 4
+            )
+        metrics["num_test_examples"] = len(outputs["greedy"])
+        metrics["beam_width"] = config.eval.beam_width
+
+        self._write_samples(outputs, config, data, run_dir)
+        if config.eval.plots and config.eval.attention_maps:
+            paths = self._plot_attention(
+                outputs["greedy"], config, run_dir, grid
+            )
+            metrics["attention_plots"] = [
+                os.path.relpath(p, run_dir) for p in paths
+            ]
+        return metrics
+
+    def _write_samples(self, outputs, config, data, run_dir):
+        count = min(config.eval.samples, len(outputs["greedy"]))
+        samples = [
+            {
+                "references": outputs["greedy"][i]["references"],
+                "greedy": " ".join(outputs["greedy"][i]["words"]),
+                "beam": " ".join(outputs["beam"][i]["words"]),
+            }
+            for i in range(count)
+        ]
+        write_json(os.path.join(run_dir, "samples.json"), samples)
+        lines = [
+            f"# Sample captions: {config.model.name} on "
+            f"{data.info['dataset']} ({config.data.test_split})",
+            "",
+        ]
+        for i, s in enumerate(samples, start=1):
+            lines += [
+                f"{i}. **reference:** {' | '.join(s['references'])}  ",
+                f"   **greedy:** {s['greedy']}  ",
+                f"   **beam:** {s['beam']}",
+                "",
+            ]
+        write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
+
+    def _plot_attention(self, results, config, run_dir, grid):
+        count = min(config.eval.attention_maps, len(results))
+        # A mistake or two first (they show where attention went wrong).
+        wrong = [
+            i
+            for i, r in enumerate(results)
+            if " ".join(r["words"]) not in r["references"]
+        ]
+        chosen = wrong[: max(1, count // 3)]
+        chosen += [i for i in range(len(results)) if i not in chosen]
+        folder = os.path.join(run_dir, "plots")
+        os.makedirs(folder, exist_ok=True)
+        paths = []
+        for n, i in enumerate(chosen[:count]):
+            r = results[i]
+            words = r["words"] + ["[END]"]
+            maps = r["attention"][: len(words)].reshape(-1, *grid)
+            paths.append(
+                plots.caption_attention(
+                    r["image"],
+                    words,
+                    maps,
+                    os.path.join(folder, f"caption_attention_{n}.png"),
+                    boxes=r["boxes"],
+                    title=(
+                        f"{config.model.name}: {' '.join(r['words'])!r} "
+                        f"(reference {r['references'][0]!r})"
+                    ),
+                )
+            )
+        return paths
+
+    def summary_line(self, metrics):
+        line = (
+            f"Exact captions greedy {metrics['exact_greedy']:.2%}, beam "
+            f"{metrics['exact_beam']:.2%}; BLEU-4 {metrics['bleu4_greedy']:.2f}"
+            f" / {metrics['bleu4_beam']:.2f} on "
+            f"{metrics['num_test_examples']} test images"
+        )
+        if "attention_in_box_greedy" in metrics:
+            line += (
+                "; attention mass in the named digit's box "
+                f"{metrics['attention_in_box_greedy']:.3f} (uniform "
+                f"{metrics['attention_in_box_uniform']:.3f})"
+            )
+        return line
+
+    # --- Export ---------------------------------------------------------
+    def export(self, model, data, config, path):
+        return export_captioner(
+            model,
+            data.vocabulary,
+            path,
+            max_caption_length=config.data.max_caption_length,
+            beam_width=config.eval.beam_width,
+            length_penalty=config.eval.length_penalty,
+            search=config.eval.export_search,
+        )
+
+
+def make_serving_fn(
+    model,
+    vocabulary,
+    method,
+    max_caption_length,
+    beam_width=3,
+    length_penalty=0.0,
+):
+    """`tf.function`: uint8 images `[B, H, W, C]` -> dict of captions.
+
+    Images of another size are resized (bilinear, antialiased) to the
+    model's; one channel is tiled to three and three are converted to grey
+    as the model needs; any other channel count fails with a clear
+    `InvalidArgumentError`. An empty batch gives empty outputs.
+    """
+    height, width, channels = (int(d) for d in model.image_shape)
+    rows, cols = model.feature_grid
+    words = tf.constant(list(vocabulary))
+
+    # No autograph: the control flow is explicit (tf.cond, the searches'
+    # tf.while_loop).
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
+        ],
+        autograph=False,
+    )
+    def serve(images):
+        batch = tf.shape(images)[0]
+        given = tf.shape(images)[3]
+        tf.debugging.assert_equal(
+            tf.logical_or(tf.equal(given, 1), tf.equal(given, 3)),
+            True,
+            message=(
+                f"images must have 1 or 3 channels (the model reads "
+                f"{channels}); received another channel count"
+            ),
+        )
+        # An empty batch runs one blank image (the recurrent decoder
+        # cannot step over zero examples); outputs are cut back below.
+        images = tf.cond(
+            batch > 0,
+            lambda: images,
+            lambda: tf.zeros([1, height, width, given], tf.uint8),
+        )
+        pixels = tf.cast(images, tf.float32)
+        if channels == 3:
+            pixels = tf.cond(
+                tf.equal(given, 1),
+                lambda: tf.tile(pixels, [1, 1, 1, 3]),
+                lambda: pixels,
+            )
+        else:
+            pixels = tf.cond(
+                tf.equal(given, 3),
+                lambda: tf.reduce_sum(
+                    pixels * tf.constant([0.2989, 0.587, 0.114]),
+                    axis=-1,
+                    keepdims=True,
+                ),
+                lambda: pixels[..., :1],
+            )
+        size = tf.shape(images)[1:3]
+        resized = tf.reduce_any(tf.not_equal(size, [height, width]))
+        pixels = tf.cond(
+            resized,
+            lambda: tf.image.resize(pixels, [height, width], antialias=True),
+            lambda: pixels,
+        )
+        pixels = tf.ensure_shape(pixels, [None, height, width, channels])
+        pixels = tf.cast(tf.round(tf.clip_by_value(pixels, 0, 255)), tf.uint8)
+        result = model.generate(
+            pixels,
+            method=method,
+            max_length=max_caption_length,
+            beam_width=beam_width,
+            length_penalty=length_penalty,
+        )
+        pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
+        tokens = pick(result.tokens)
+        attention = pick(result.attention)
+        is_word = tokens > END
+        token_text = tf.where(is_word, tf.gather(words, tokens), "")
+        caption = tf.strings.reduce_join(
+            tf.ragged.boolean_mask(token_text, is_word), axis=-1, separator=" "
+        )
+        length = tf.shape(tokens)[1]
+        outputs = {
+            # [B] the caption.
+            "caption": caption,
+            # [B, L] its words ("" after the last word).
+            "words": token_text,
+            # [B, L, rows, cols] attention map of each produced token.
+            "attention": tf.reshape(attention, [-1, length, rows, cols]),
+            # [B] log P / length penalty of the caption.
+            "score": pick(result.scores),
+            # [B] whether the image was resized to the model's size.
+            "resized": tf.fill(tf.shape(tokens)[:1], resized),
+        }
+        return {key: value[:batch] for key, value in outputs.items()}
+
+    return serve
+
+
+def export_captioner(
+    model,
+    vocabulary,
+    path,
+    max_caption_length,
+    beam_width=3,
+    length_penalty=0.0,
+    search="beam",
+):
+    """Exports an images-in/captions-out SavedModel atomically.
+
+    `serving_default` uses `search` (`"beam"` or `"greedy"`); the other
+    search is a second signature named after it. Both take `images`, a
+    uint8 `[B, H, W, C]` batch.
+    """
+    fns = {
+        method: make_serving_fn(
+            model,
+            vocabulary,
+            method,
+            max_caption_length,
+            beam_width,
+            length_penalty,
+        )
+        for method in SEARCHES
+    }
+    other = [m for m in SEARCHES if m != search][0]
+    return export_lib.export_saved_model(
+        path, model, fns[search], extra_endpoints={other: fns[other]}
+    )
+
+
+TASK = CaptioningTask()
