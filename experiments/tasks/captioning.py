@@ -9,7 +9,8 @@ per caption word, for the localisation metric). Captions are lower-cased,
 stripped of punctuation and split into words; the word vocabulary (words
 seen `data.min_word_count` times, most frequent first) is learnt from the
 training split. Pipeline: decode (resize to `data.image_size`) -> one
-example per caption -> `[START] words [END]` -> cache -> shuffle ->
+example per caption -> `[START] words [END]` -> cache -> per-epoch seeded
+shuffle (`experiments.data.TrainStream`) ->
 padded batches of `({"images", "target_in"}, target_out)`.
 
 Evaluation (greedy and beam search on the test split): corpus BLEU-1..4
@@ -291,18 +292,21 @@ class CaptioningTask(Task):
         if cfg.cache:
             pairs = pairs.cache()
         num_train = len(texts)
-        pairs = pairs.shuffle(
-            min(cfg.shuffle_buffer, num_train), reshuffle_each_iteration=True
-        )
         padding = ({"images": tf.constant(0, tf.uint8), "target_in": PAD}, PAD)
-        # Repeat, and let `steps_per_epoch` (fit_kwargs) define an epoch:
-        # the flat-mapped dataset has no known size.
-        train_ds = (
-            pairs.repeat()
-            .map(encode, num_parallel_calls=AUTOTUNE)
-            .padded_batch(cfg.batch_size, padding_values=padding)
-            .prefetch(AUTOTUNE)
+        # Batches as a pure function of (seed, epoch): exact per-replica
+        # sharding under tf.distribute, identical batches after a resume.
+        stream = data_lib.TrainStream(
+            pairs,
+            num_train,
+            cfg.batch_size,
+            seed=config.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            prepare=lambda pair, _: encode(*pair),
+            batch=lambda ds, size: ds.padded_batch(
+                size, padding_values=padding, drop_remainder=True
+            ),
         )
+        stream.check()
 
         validation = None
         if cfg.validation_split:
@@ -333,10 +337,11 @@ class CaptioningTask(Task):
             padding_values=(tf.constant(0, tf.uint8), "", -1.0),
         ).prefetch(AUTOTUNE)
         return CaptioningData(
-            train=train_ds,
+            train=stream.epoch(0).prefetch(AUTOTUNE),
+            train_stream=stream,
             validation=validation,
             test=test,
-            steps_per_epoch=-(-num_train // cfg.batch_size),
+            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "image_shape": list(shape),
@@ -351,9 +356,6 @@ class CaptioningTask(Task):
 
     def ablation_models(self, config):
         return list(CAPTIONERS)
-
-    def fit_kwargs(self, config, data):
-        return {"steps_per_epoch": data.steps_per_epoch}
 
     # --- Model ----------------------------------------------------------
     def build_model(self, config, data):
