@@ -14,6 +14,28 @@ import shutil
 import uuid
 
 
+def pass_if(ok, value, message):
+    """`value` if the scalar bool `ok`, else an `InvalidArgumentError`.
+
+    A data dependency (not only a control dependency on an assertion,
+    which graph optimisations may run after the ops it should guard):
+    nothing downstream of the returned tensor runs on a bad input.
+
+    Args:
+        ok: scalar bool tensor.
+        value: the tensor to pass through.
+        message: list of strings and tensors printed by the error.
+    """
+    import tensorflow as tf
+
+    def fail():
+        check = tf.debugging.Assert(False, message)
+        with tf.control_dependencies([check]):
+            return tf.zeros([0] * max(1, value.shape.rank or 1), value.dtype)
+
+    return tf.cond(ok, lambda: tf.identity(value), fail)
+
+
 def serving_input(value, shape, description, nonempty_axes=()):
     """Checks a serving input at run time; returns it with a static shape.
 
@@ -56,14 +78,7 @@ def serving_input(value, shape, description, nonempty_axes=()):
         lambda: tf.constant(False),
     )
 
-    def fail():
-        check = tf.debugging.Assert(False, [message, received])
-        with tf.control_dependencies([check]):
-            return tf.zeros([0] * len(shape), value.dtype)
-
-    # A data dependency (not only a control dependency, which graph
-    # optimisations may reorder): nothing downstream runs on a bad input.
-    value = tf.cond(ok, lambda: tf.identity(value), fail)
+    value = pass_if(ok, value, [message, received])
     return tf.ensure_shape(value, shape)
 
 

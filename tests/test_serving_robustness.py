@@ -8,9 +8,9 @@ it sends every bad request to each model and records what came back
 own test below. A bad request must give a defined result or a clear
 error, never a crash of the serving process.
 
-Adding a task (e.g. captioning when it lands): write an `_export_<task>`
-function returning `(path, input name)`, add it to `EXPORTERS`, and add its
-cases to `CASES` with the expected outcome.
+Adding a task: write an `_export_<task>` function returning `(path, input
+name)`, add it to `EXPORTERS`, and add its cases to `CASES` and a test per
+case.
 """
 
 import json
@@ -53,7 +53,24 @@ _TEXT = {
     "very_long": {"strings": [" ".join(["good"] * LONG_WORDS)]},
     "non_utf8": {"strings": ["\\xff\\xfe\\xfa bad \\xc3\\x28 film"]},
 }
-CASES = {"image": _IMAGE, "text": _TEXT, "translation": dict(_TEXT)}
+_CAPTION = {
+    "ok": {"dtype": "uint8", "shape": [2, 16, 16, 1]},
+    "wrong_dtype": {"dtype": "float32", "shape": [2, 16, 16, 1]},
+    "wrong_rank": {"dtype": "uint8", "shape": [16, 16, 1]},
+    "empty_batch": {"dtype": "uint8", "shape": [0, 16, 16, 1]},
+    "wrong_size": {"dtype": "uint8", "shape": [2, 20, 12, 1]},
+    "very_large": {"dtype": "uint8", "shape": [1, 512, 512, 1]},
+    "zero_size": {"dtype": "uint8", "shape": [1, 0, 16, 1]},
+    "three_channels": {"dtype": "uint8", "shape": [2, 16, 16, 3]},
+    "wrong_channels": {"dtype": "uint8", "shape": [2, 16, 16, 2]},
+    "strings": {"strings": ["not an image"]},
+}
+CASES = {
+    "image": _IMAGE,
+    "text": _TEXT,
+    "translation": dict(_TEXT),
+    "captioning": _CAPTION,
+}
 
 _CHILD = textwrap.dedent(
     """
@@ -176,10 +193,32 @@ def _export_translation(tmp):
     return path, "sentences"
 
 
+def _export_captioning(tmp):
+    import zoo
+    from experiments.tasks.captioning import export_captioner
+
+    vocabulary = ["[PAD]", "[UNK]", "[START]", "[END]", "a", "digit"]
+    model = zoo.build(
+        "show_attend_tell_soft",
+        vocab_size=len(vocabulary),
+        input_shape=(16, 16, 1),
+        encoder_filters=(4, 8),
+        convs_per_stage=1,
+        embedding_dim=8,
+        units=8,
+        attention_units=8,
+        seed=3,
+    )
+    path = os.path.join(tmp, "captioning")
+    export_captioner(model, vocabulary, path, max_caption_length=5)
+    return path, "images"
+
+
 EXPORTERS = {
     "image": _export_image,
     "text": _export_text,
     "translation": _export_translation,
+    "captioning": _export_captioning,
 }
 
 
@@ -346,3 +385,46 @@ def test_text_empty_strings_get_uniform_zero_attention(served):
         np.sum(out["probabilities"]["value"], -1), 1.0, rtol=1e-5
     )
     assert np.all(np.asarray(out["attention_weights"]["value"]) == 0.0)
+
+
+# === Captioner (uint8 images of any size, 1 or 3 channels) ===
+
+
+def test_caption_ok(served):
+    _ok(served["captioning"]["ok"], "caption", [2])
+
+
+def test_caption_wrong_dtype(served):
+    _clear_error(served["captioning"]["wrong_dtype"], "uint8")
+
+
+def test_caption_given_strings(served):
+    _clear_error(served["captioning"]["strings"], "uint8")
+
+
+def test_caption_wrong_rank(served):
+    _clear_error(served["captioning"]["wrong_rank"], "bad request: expected")
+
+
+def test_caption_empty_batch(served):
+    _ok(served["captioning"]["empty_batch"], "caption", [0])
+
+
+@pytest.mark.parametrize("case", ["wrong_size", "very_large"])
+def test_caption_of_another_size_is_resized(served, case):
+    batch = _CAPTION[case]["shape"][0]
+    _ok(served["captioning"][case], "caption", [batch])
+    resized = served["captioning"][case]["outputs"]["resized"]["value"]
+    assert resized == [True] * batch
+
+
+def test_caption_without_pixels(served):
+    _clear_error(served["captioning"]["zero_size"], "at least 1x1")
+
+
+def test_caption_three_channels_are_converted(served):
+    _ok(served["captioning"]["three_channels"], "caption", [2])
+
+
+def test_caption_wrong_channels(served):
+    _clear_error(served["captioning"]["wrong_channels"], "1 or 3 channels")

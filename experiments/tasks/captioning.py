@@ -615,22 +615,29 @@ def make_serving_fn(
     # No autograph: the control flow is explicit (tf.cond, the searches'
     # tf.while_loop).
     @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
-        ],
+        input_signature=[tf.TensorSpec(None, tf.uint8, name="images")],
         autograph=False,
     )
     def serve(images):
+        images = export_lib.serving_input(
+            images,
+            [None, None, None, None],
+            "`images`: a uint8 batch [batch, height, width, 1 or 3] of "
+            "images at least 1x1",
+            nonempty_axes=(1, 2),
+        )
         batch = tf.shape(images)[0]
         given = tf.shape(images)[3]
-        tf.debugging.assert_equal(
+        images = export_lib.pass_if(
             tf.logical_or(tf.equal(given, 1), tf.equal(given, 3)),
-            True,
-            message=(
-                f"images must have 1 or 3 channels (the model reads "
-                f"{channels}); received another channel count"
-            ),
+            images,
+            [
+                f"Bad request: images must have 1 or 3 channels (the model "
+                f"reads {channels}). Received shape:",
+                tf.shape(images),
+            ],
         )
+        images = tf.ensure_shape(images, [None, None, None, None])
         # An empty batch runs one blank image (the recurrent decoder
         # cannot step over zero examples); outputs are cut back below.
         images = tf.cond(
