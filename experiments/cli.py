@@ -35,6 +35,12 @@ def _add_run_options(parser):
     )
     parser.add_argument("--seed", type=int, help="override the random seed")
     parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism (train.deterministic=true): with "
+        "the same --seed, two runs give identical metrics",
+    )
+    parser.add_argument(
         "--data-dir", help="TFDS data directory (default: TFDS's own)"
     )
     parser.add_argument(
@@ -183,7 +189,13 @@ def _show(args):
 def _run(args):
     from experiments import runner
 
-    config = runner.resolve(args.name, args.overrides, args.epochs, args.seed)
+    config = runner.resolve(
+        args.name,
+        args.overrides,
+        args.epochs,
+        args.seed,
+        deterministic=args.deterministic,
+    )
     runner.run(
         config,
         name=args.name,
@@ -213,6 +225,8 @@ def _ablate(args):
     overrides = list(args.overrides)
     if args.seed is not None:
         raise UserError("ablate takes --seeds (a list), not --seed")
+    if args.deterministic:
+        overrides.append("train.deterministic=true")
     ablate.ablate(
         args.name,
         models=_parse_list(args.models, "models") if args.models else None,

@@ -6,8 +6,10 @@ the data — never a traceback from deep inside TFDS, and never minutes of
 download retries on a machine without network.
 """
 
+import dataclasses
 import os
 import socket
+from collections.abc import Callable
 
 from experiments.errors import UserError
 from experiments.errors import close_matches
@@ -230,3 +232,228 @@ def check_features(builder, keys):
                 f"{feature!r} (set by {config_key}). Its features: "
                 f"{', '.join(available)}."
             )
+
+
+# ----------------------------------------------------------------------------
+# Training input: a pure function of (seed, epoch), shardable per replica.
+
+
+def _default_batch(dataset, batch_size):
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
+@dataclasses.dataclass
+class TrainStream:
+    """Training batches as a pure function of `(seed, epoch)`.
+
+    Why: an interrupted run must resume with exactly the batches the
+    uninterrupted run would have seen, and `tf.distribute` workers must
+    split every global batch between them without overlap. Stateful
+    `shuffle` and random augmentation restart from scratch in a new process,
+    so neither holds with a plain `tf.data` pipeline. Here epoch `e` is:
+
+    1. `examples` (a fixed order, cached) shuffled with a seed derived from
+       `(seed, e)`; the last partial global batch is dropped, so every step
+       has exactly `global_batch_size` examples (static shapes, exact loss
+       scaling across replicas);
+    2. split into global batches; each of the `R` replicas gets the
+       `global_batch_size / R` consecutive examples of its slot, each input
+       pipeline (worker) the slots of its local replicas (every worker
+       reads and shuffles the whole split, so the split of a global batch is
+       exact whatever the number or sizes of the TFDS files);
+    3. `prepare(example, seed)` on the examples of this pipeline only, with
+       a stateless seed derived from `(seed, e, position in the epoch)`, so
+       augmentation is identical on any number of workers and after resume;
+    4. batched into per-replica batches by `batch(dataset, size)`.
+
+    With one replica the global batch `k` of epoch `e` is the same on every
+    run of the same seed; with `R` replicas the union of the replicas'
+    batches of step `k` is that same global batch.
+
+    Args:
+        examples: `tf.data.Dataset` of decoded examples in a deterministic
+            order (cache it when it fits in memory: every epoch rereads it).
+        num_examples: number of elements of `examples`.
+        global_batch_size: examples per step over all replicas.
+        seed: the run's seed.
+        shuffle_buffer: `tf.data` shuffle buffer (capped at `num_examples`).
+        prepare: optional `(example, seed) -> element`, `seed` a `[2]` int64
+            tensor for stateless random ops (`tf.image.stateless_*`); the
+            per-example work (augmentation, one-hot targets).
+        batch: optional `(dataset, batch_size) -> dataset` producing batches
+            of exactly `batch_size` consecutive elements (e.g.
+            `padded_batch(size, drop_remainder=True)`); default `batch`.
+        group: optional `(dataset, epoch_seed) -> dataset` reordering the
+            shuffled `(position, example)` stream of the whole epoch
+            before it is split between replicas, keeping its length (e.g.
+            `sort_windows`: length buckets for padded sequences). It must be
+            a pure function of its input and `epoch_seed` (an int).
+    """
+
+    examples: object
+    num_examples: int
+    global_batch_size: int
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+    prepare: Callable | None = None
+    batch: Callable | None = None
+    group: Callable | None = None
+
+    @property
+    def steps_per_epoch(self):
+        """Optimizer steps per epoch (the partial last batch is dropped)."""
+        return self.num_examples // self.global_batch_size
+
+    def check(self, num_replicas=1):
+        """Raises UserError unless every replica gets an equal batch."""
+        if self.steps_per_epoch < 1:
+            raise UserError(
+                f"The training split has {self.num_examples} examples, "
+                f"fewer than one global batch (data.batch_size="
+                f"{self.global_batch_size}). Lower data.batch_size."
+            )
+        if self.global_batch_size % num_replicas:
+            raise UserError(
+                f"data.batch_size={self.global_batch_size} is the global "
+                f"batch; it must be divisible by the {num_replicas} "
+                "replicas of the strategy (each gets an equal share)."
+            )
+
+    def epoch_seed(self, epoch):
+        """The seed of epoch `epoch`: a non-negative int31 of (seed, epoch).
+
+        A Python int (`Dataset.shuffle` takes no tensor seed), mixed by
+        NumPy's `SeedSequence` so neighbouring seeds give unrelated orders.
+        """
+        import numpy as np
+
+        entropy = [abs(int(self.seed)), int(epoch)]
+        state = np.random.SeedSequence(entropy).generate_state(1, np.uint32)
+        return int(state[0] >> 1)
+
+    def epoch(self, epoch, context=None):
+        """One epoch of this input pipeline's per-replica batches.
+
+        Args:
+            epoch: 0-based epoch (a Python int).
+            context: a `tf.distribute.InputContext`; `None` is one
+                pipeline feeding one replica (global batches).
+        """
+        import tensorflow as tf
+
+        replicas = context.num_replicas_in_sync if context else 1
+        pipelines = context.num_input_pipelines if context else 1
+        pipeline = context.input_pipeline_id if context else 0
+        self.check(replicas)
+        per_replica = self.global_batch_size // replicas
+        # The replicas of one pipeline are consecutive slots of the step.
+        local = per_replica * (replicas // pipelines)
+        used = self.steps_per_epoch * self.global_batch_size
+        epoch_seed = self.epoch_seed(epoch)
+        ds = self.examples.shuffle(
+            max(1, min(self.shuffle_buffer, self.num_examples)),
+            seed=epoch_seed,
+            reshuffle_each_iteration=False,
+        ).enumerate()
+        # A filter (not take) reads the split to its end, so a cache
+        # upstream is always completed.
+        ds = ds.filter(lambda position, _: position < used)
+        if self.group is not None:
+            ds = self.group(ds, epoch_seed)
+        if pipelines > 1:
+            ds = ds.batch(local, drop_remainder=True)
+            ds = ds.shard(pipelines, pipeline).unbatch()
+        if self.prepare is not None:
+            prepare = self.prepare
+
+            def prepare_example(position, example):
+                seed = tf.stack([tf.constant(epoch_seed, tf.int64), position])
+                return prepare(example, seed)
+
+            ds = ds.map(prepare_example, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda _, example: example)
+        return (self.batch or _default_batch)(ds, per_replica)
+
+    def dataset(self, context=None, initial_epoch=0, epochs=1):
+        """Epochs `[initial_epoch, epochs)` back to back (see `epoch`).
+
+        Pass `steps_per_epoch` to `model.fit`, so Keras keeps one iterator
+        across epochs. A resumed run starts at its first unfinished epoch
+        and sees exactly the batches of the uninterrupted run. The epochs
+        are concatenated (each epoch's iterator starts when the previous
+        one ends, so an upstream `cache` is complete before it is reread).
+        """
+        import tensorflow as tf
+
+        if epochs <= initial_epoch:
+            raise ValueError(
+                f"No epoch to train: initial_epoch={initial_epoch}, "
+                f"epochs={epochs}"
+            )
+        ds = self.epoch(int(initial_epoch), context)
+        for e in range(int(initial_epoch) + 1, int(epochs)):
+            ds = ds.concatenate(self.epoch(e, context))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def sort_windows(global_batch_size, window_batches, length):
+    """A `TrainStream.group` that buckets sequences by length.
+
+    The shuffled epoch is cut into windows of `window_batches` global
+    batches; inside a window the examples are sorted by `length(example)`,
+    cut into global batches, and those batches put in a random order
+    (seeded by the epoch). Batches then hold examples of similar length
+    (little padding) while every global batch stays whole, so the split
+    between replicas and resuming stay exact — what
+    `bucket_by_sequence_length` gives a single process.
+
+    Args:
+        global_batch_size: examples per step over all replicas.
+        window_batches: global batches per sorted window.
+        length: `example -> scalar int tensor` of an unbatched example whose
+            components are 1-D tensors (batched raggedly).
+    """
+    import tensorflow as tf
+
+    window = global_batch_size * window_batches
+
+    def group(ds, epoch_seed):
+        def sort(position, example, index):
+            lengths = tf.map_fn(
+                lambda i: tf.cast(
+                    length(tf.nest.map_structure(lambda t: t[i], example)),
+                    tf.int64,
+                ),
+                tf.range(tf.shape(position)[0], dtype=tf.int64),
+                fn_output_signature=tf.int64,
+            )
+            order = tf.argsort(lengths, stable=True)
+            size = tf.shape(order)[0]
+            chunks = size // global_batch_size
+            perm = tf.random.experimental.stateless_shuffle(
+                tf.range(chunks),
+                seed=tf.stack(
+                    [
+                        tf.constant(epoch_seed, tf.int64),
+                        tf.cast(index, tf.int64),
+                    ]
+                ),
+            )
+            body = tf.reshape(order[: chunks * global_batch_size], [chunks, -1])
+            order = tf.concat(
+                [
+                    tf.reshape(tf.gather(body, perm), [-1]),
+                    order[chunks * global_batch_size :],
+                ],
+                axis=0,
+            )
+            return tf.gather(position, order), tf.nest.map_structure(
+                lambda t: tf.gather(t, order), example
+            )
+
+        ds = ds.ragged_batch(window).enumerate()
+        ds = ds.map(lambda index, batch: sort(*batch, index))
+        return ds.unbatch()
+
+    return group

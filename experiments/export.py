@@ -14,6 +14,74 @@ import shutil
 import uuid
 
 
+def pass_if(ok, value, message):
+    """`value` if the scalar bool `ok`, else an `InvalidArgumentError`.
+
+    A data dependency (not only a control dependency on an assertion,
+    which graph optimisations may run after the ops it should guard):
+    nothing downstream of the returned tensor runs on a bad input.
+
+    Args:
+        ok: scalar bool tensor.
+        value: the tensor to pass through.
+        message: list of strings and tensors printed by the error.
+    """
+    import tensorflow as tf
+
+    def fail():
+        check = tf.debugging.Assert(False, message)
+        with tf.control_dependencies([check]):
+            return tf.zeros([0] * max(1, value.shape.rank or 1), value.dtype)
+
+    return tf.cond(ok, lambda: tf.identity(value), fail)
+
+
+def serving_input(value, shape, description, nonempty_axes=()):
+    """Checks a serving input at run time; returns it with a static shape.
+
+    A loaded `serving_default` signature does not check the rank or shape
+    of its arguments, and a check against the signature's own static shape
+    is optimised away. So exporters declare inputs of unknown shape
+    (`tf.TensorSpec(None, dtype)`) and call this first: a request of the
+    wrong rank or channel count fails with one clear `InvalidArgumentError`
+    naming the expected layout and the shape received, instead of an error
+    from deep inside the model.
+
+    Args:
+        value: the input tensor (any rank).
+        shape: expected shape, `None` for any size (e.g. `[None, None,
+            None, 3]`); its length is the expected rank.
+        description: what the input is, for the message, e.g. "`images`:
+            a uint8 batch [batch, height, width, 3]".
+        nonempty_axes: axes that must have at least one element (e.g. the
+            height and width of images).
+
+    Returns:
+        `value` with the static shape `shape`.
+    """
+    import tensorflow as tf
+
+    received = tf.shape(value)
+    message = f"Bad request: expected {description}. Received shape:"
+
+    def sizes_ok():
+        checks = [
+            tf.equal(received[axis], size)
+            for axis, size in enumerate(shape)
+            if size is not None
+        ] + [tf.greater(received[axis], 0) for axis in nonempty_axes]
+        return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+    ok = tf.cond(
+        tf.equal(tf.size(received), len(shape)),
+        sizes_ok,
+        lambda: tf.constant(False),
+    )
+
+    value = pass_if(ok, value, [message, received])
+    return tf.ensure_shape(value, shape)
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yields a temporary folder that replaces `path` on success.

@@ -6,7 +6,9 @@ Layout of a run folder (every task):
     run.json           how it was started (command, strategy, versions)
     history.csv        one row per finished epoch (1-based `epoch`)
     metrics.json       final metrics (written last: its presence = done)
-    checkpoints/       Keras BackupAndRestore state (resume)
+    checkpoints/       crash-safe per-epoch checkpoints (resume; see
+                       `experiments.training.RunCheckpoint`)
+    workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
     saved_model/       the exported SavedModel (atomic)
     plots/             PNG figures
@@ -110,6 +112,7 @@ class RunDir:
             raise
         self._lock = lock
         try:
+            self._remove_stale_temporaries()
             self._check_or_write_config()
         except BaseException:
             self.close()
@@ -123,6 +126,36 @@ class RunDir:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _remove_stale_temporaries(self):
+        """Deletes what a killed writer of this folder left half-written.
+
+        Every file and export is written under a temporary name (`.tmp-*`,
+        `.saved_model.tmp-*`, `.saved_model.old-*`) and renamed into place,
+        so a kill leaves only such names. With the folder lock held no
+        other process writes here: whatever carries them is stale.
+        """
+        import shutil
+
+        for folder in (self.path, os.path.join(self.path, "checkpoints")):
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                stale = name.startswith(".") and (
+                    name.startswith(".tmp-")
+                    or ".tmp-" in name
+                    or ".old-" in name
+                )
+                if not stale:
+                    continue
+                path = os.path.join(folder, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
 
     def _check_or_write_config(self):
         resolved = config_lib.to_dict(self.config)
@@ -159,3 +192,31 @@ class RunDir:
     @property
     def is_complete(self):
         return os.path.exists(self.file("metrics.json"))
+
+
+class WorkerDir(RunDir):
+    """The private folder of a non-chief `tf.distribute` worker.
+
+    Under `MultiWorkerMirroredStrategy` every worker trains, but only the
+    chief writes the run folder (Keras' multi-worker convention). A
+    worker's own files (its `history.csv`, its checkpoints, which it must
+    write too so that it can resume when the run folder is not on shared
+    storage) go to `<run folder>/workers/<task>-<id>/`, locked like a run
+    folder, so two workers of the same id never share it.
+
+    Args:
+        run_path: the chief's run folder (the same `--out` on every worker).
+        config: the resolved `ExperimentConfig`.
+        worker: this worker's name, e.g. `"worker:1"`.
+    """
+
+    def __init__(self, run_path, config, worker):
+        self.run_path = os.path.abspath(os.path.expanduser(run_path))
+        super().__init__(
+            os.path.join(self.run_path, "workers", worker.replace(":", "-")),
+            config,
+        )
+
+    def shared_file(self, *parts):
+        """Path of a file of the chief's run folder (may not exist here)."""
+        return os.path.join(self.run_path, *parts)

@@ -1,13 +1,18 @@
 """The one experiment runner of every task: config -> trained, evaluated,
 exported model in a run folder (see `experiments.rundir` for its layout).
 
-`run(config)` validates the config through the task plugin, opens (or
-resumes) the run folder, seeds, builds the model and optimiser inside the
-`tf.distribute` strategy scope, trains with `model.fit` (Keras
-`BackupAndRestore` checkpoints every epoch, so an interrupted run restarted
-with the same command and `--out` continues from its last finished epoch),
-evaluates through the task, plots the training curves, exports the
-SavedModel atomically and writes `metrics.json` last.
+`run(config)` validates the config through the task plugin, creates the
+`tf.distribute` strategy (`--strategy`), seeds (op determinism with
+`train.deterministic`), opens (or resumes) the run folder, builds the model
+and optimiser inside the strategy scope, trains with `model.fit` on the
+task's `TrainStream` (every global batch split exactly between replicas and
+workers; a resumed run sees the batches of an uninterrupted one),
+checkpoints every epoch crash-safely (`training.RunCheckpoint`, a
+`BackupAndRestore`: an interrupted run restarted with the same command and
+`--out` continues from its last finished epoch), evaluates through the task,
+plots the training curves, exports the SavedModel atomically and writes
+`metrics.json` last. Under `MultiWorkerMirroredStrategy` every worker
+trains; only the chief writes the run folder.
 """
 
 import json
@@ -44,15 +49,6 @@ def _devices():
     import tensorflow as tf
 
     return [d.device_type for d in tf.config.list_physical_devices()]
-
-
-def _resume_epoch(checkpoint_dir):
-    path = os.path.join(checkpoint_dir, "training_metadata.json")
-    try:
-        with open(path) as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def check_train_config(train):
@@ -128,18 +124,48 @@ def run(
             f"Unknown strategy {strategy!r}. Choose one of: "
             f"{', '.join(training.STRATEGIES)}"
         )
+    # The strategy first: the multi-worker strategy must configure the
+    # process's collective ops before any other TensorFlow work.
+    dist = training.make_strategy(strategy)
+    role = training.worker_role(dist)
+    if role.num_workers > 1 and not out:
+        raise UserError(
+            f"--strategy {strategy} with {role.num_workers} workers needs "
+            "--out DIR: the same run folder on every worker, on storage "
+            "they all can read (the chief writes it)."
+        )
     keras.backend.clear_session()
     training.set_seed(config.seed, config.train.deterministic)
-    dist = training.make_strategy(strategy)
-    chief = training.is_chief(dist)
     # Data before the run folder: missing data leaves no empty folder.
     data = task.load_data(config, data_dir, dist)
-    path = out or rundir_lib.create_unique(runs_root, name)
-    with rundir_lib.RunDir(path, config) as run_dir:
-        checkpoints = run_dir.folder("checkpoints")
-        resumed_from = _resume_epoch(checkpoints)
-        _record_start(run_dir, strategy, data_dir, resumed_from)
-        _say(f"Run folder: {run_dir.path} (to resume: --out {run_dir.path})")
+    stream = data.train_stream
+    if stream is not None:
+        stream.check(dist.num_replicas_in_sync)
+    if role.chief:
+        run_dir = rundir_lib.RunDir(
+            out or rundir_lib.create_unique(runs_root, name), config
+        )
+    else:
+        run_dir = rundir_lib.WorkerDir(out, config, role.name)
+    with run_dir:
+        checkpoint = training.RunCheckpoint(run_dir.folder("checkpoints"))
+        if not role.chief:
+            # Keras' multi-worker pattern: a worker restores the chief's
+            # checkpoint but writes its own into a private folder.
+            checkpoint.copy_from(run_dir.shared_file("checkpoints"))
+        resumed_from = min(checkpoint.resolve(), config.train.epochs)
+        if role.num_workers > 1:
+            training.check_same_epoch(dist, resumed_from)
+        if role.chief:
+            _record_start(run_dir, strategy, data_dir, resumed_from, dist)
+            _say(
+                f"Run folder: {run_dir.path} (to resume: --out {run_dir.path})"
+            )
+        else:
+            _say(
+                f"{role.name}: training for the chief's run folder {out}; "
+                f"this worker's files go to {run_dir.path}."
+            )
         if resumed_from:
             _say(
                 f"Resuming from the checkpoint of epoch {resumed_from}/"
@@ -164,7 +190,9 @@ def run(
         _say(
             f"{config.model.name}: {model.count_params():,} parameters; "
             f"{data.info.get('num_train_examples', '?')} training examples, "
-            f"{data.steps_per_epoch} steps per epoch, "
+            f"{data.steps_per_epoch} steps per epoch of "
+            f"{config.data.batch_size} (global batch; "
+            f"{dist.num_replicas_in_sync} replica(s)), "
             f"{config.train.epochs} epochs."
         )
         step_timer = training.StepTimer()
@@ -172,27 +200,49 @@ def run(
             # History first, then the checkpoint: if the process dies in
             # between, the resumed run drops the extra history row.
             training.HistoryLogger(run_dir.file("history.csv")),
-            keras.callbacks.BackupAndRestore(
-                checkpoints, delete_checkpoint=False, double_checkpoint=True
+            checkpoint,
+            *(
+                [ScalarLogger(run_dir.folder("tensorboard"))]
+                if role.chief
+                else []
             ),
-            ScalarLogger(run_dir.folder("tensorboard")),
             step_timer,
             *task.callbacks(config, data, run_dir.path),
             *callbacks,
         ]
+        fit_kwargs = dict(task.fit_kwargs(config, data))
+        finished = resumed_from >= config.train.epochs
+        if stream is not None and not finished:
+            epochs = config.train.epochs
+            train = dist.distribute_datasets_from_function(
+                lambda context: stream.dataset(context, resumed_from, epochs)
+            )
+            # One iterator across epochs (see TrainStream.dataset).
+            fit_kwargs["steps_per_epoch"] = stream.steps_per_epoch
+        else:
+            train = training.shard_by_data(data.train)
         start = time.perf_counter()
-        model.fit(
-            data.train,
-            validation_data=data.validation,
-            epochs=config.train.epochs,
-            callbacks=fit_callbacks,
-            verbose=_verbosity(verbose),
-            shuffle=False,  # the tf.data pipeline shuffles
-            **task.fit_kwargs(config, data),
-        )
+        if not finished:
+            model.fit(
+                train,
+                validation_data=training.shard_by_data(data.validation),
+                epochs=config.train.epochs,
+                callbacks=fit_callbacks,
+                verbose=_verbosity(verbose),
+                shuffle=False,  # the tf.data pipeline shuffles
+                **fit_kwargs,
+            )
+        else:  # finished earlier: the last checkpoint is the final model
+            checkpoint.restore(model)
         train_time = time.perf_counter() - start
-        if not chief:
-            return {}
+        if not role.chief:
+            history = training.read_history(run_dir.file("history.csv"))
+            _say(f"{role.name} finished; the chief writes the outputs.")
+            return {"chief": False, "worker": role.name, "history": history}
+        if role.num_workers > 1:
+            # The other workers have left: evaluating or exporting the
+            # distributed model would wait for them in collective ops.
+            model = _local_copy(task, config, data, model)
 
         start = time.perf_counter()
         metrics = task.evaluate(model, data, config, run_dir.path)
@@ -219,6 +269,10 @@ def run(
                 "epochs_run_by_this_process": config.train.epochs
                 - resumed_from,
                 "resumed_from_epoch": resumed_from,
+                "strategy": strategy,
+                "num_replicas": int(dist.num_replicas_in_sync),
+                "num_workers": role.num_workers,
+                "global_batch_size": int(config.data.batch_size),
                 "train_time_s_this_process": round(train_time, 2),
                 "train_time_s_all_epochs": round(
                     sum(r.get("epoch_time_s", 0.0) for r in history), 2
@@ -242,6 +296,13 @@ def run(
         return metrics
 
 
+def _local_copy(task, config, data, model):
+    """`model` rebuilt outside the strategy scope with the same weights."""
+    local = task.build_model(config, data)
+    local.set_weights(model.get_weights())
+    return local
+
+
 def _verbosity(verbose):
     # Progress bars only on a terminal; one line per epoch in logs.
     if verbose == "auto":
@@ -251,12 +312,19 @@ def _verbosity(verbose):
 
 def _save_keras(model, path):
     """Saves the `.keras` model atomically (temporary name, then rename)."""
-    tmp = os.path.join(os.path.dirname(path), ".tmp-model.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    from experiments import training
+
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
+    try:
+        model.save(tmp)
+        training.fsync_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
-def _record_start(run_dir, strategy, data_dir, resumed_from):
+def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
     path = run_dir.file("run.json")
     record = {"starts": []}
     if os.path.exists(path):
@@ -271,6 +339,8 @@ def _record_start(run_dir, strategy, data_dir, resumed_from):
             "command": [os.path.basename(sys.executable), *sys.argv],
             "cwd": os.getcwd(),
             "strategy": strategy,
+            "num_replicas": int(dist.num_replicas_in_sync),
+            "tf_config": os.environ.get("TF_CONFIG"),
             "data_dir": data_dir,
             "resumed_from_epoch": resumed_from,
             "host": platform.node(),
@@ -280,12 +350,15 @@ def _record_start(run_dir, strategy, data_dir, resumed_from):
     rundir_lib.write_json(path, record)
 
 
-def resolve(name, overrides=(), epochs=None, seed=None):
-    """The named experiment's config with overrides, `--epochs`, `--seed`."""
+def resolve(name, overrides=(), epochs=None, seed=None, deterministic=False):
+    """The named experiment's config with overrides, `--epochs`, `--seed`
+    and `--deterministic`."""
     config = config_lib.get_experiment(name)
     config = config_lib.apply_overrides(config, overrides)
     if epochs is not None:
         config.train.epochs = int(epochs)
     if seed is not None:
         config.seed = int(seed)
+    if deterministic:
+        config.train.deterministic = True
     return config

@@ -2,7 +2,10 @@
 learning-rate schedules and the callbacks that write a run folder."""
 
 import csv
+import dataclasses
+import json
 import os
+import shutil
 import time
 
 import keras
@@ -28,9 +31,14 @@ def make_strategy(name):
     """A `tf.distribute.Strategy` for `--strategy NAME`.
 
     `default` is the no-op strategy (one device); `mirrored` replicates on
-    all local GPUs; `multi_worker` reads the cluster from `TF_CONFIG`;
-    `tpu` connects to the TPU of this VM/pod. The batch size in the config
-    is the global batch, split across replicas.
+    all local GPUs (the CPU without GPUs); `multi_worker` is
+    `MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG` (one
+    process per host, each with all its GPUs); `tpu` connects to the TPU of
+    this VM or pod (`TPUClusterResolver`). The batch size in the config is
+    the global batch, split across all replicas.
+
+    Create it before any other TensorFlow work of the process: the
+    multi-worker strategy configures the process's collective ops.
     """
     import tensorflow as tf
 
@@ -44,23 +52,123 @@ def make_strategy(name):
         if name == "mirrored":
             return tf.distribute.MirroredStrategy()
         if name == "multi_worker":
+            from experiments import keras_compat
+
+            keras_compat.install()
             return tf.distribute.MultiWorkerMirroredStrategy()
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        # TPU_NAME: "local" on a Cloud TPU VM, the TPU's name or
+        # grpc://address otherwise; unset: found from the GCE metadata.
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=os.environ.get("TPU_NAME")
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
-        raise UserError(f"Cannot start the {name!r} strategy: {err}") from None
+        hints = {
+            "tpu": " Run on a Cloud TPU VM with TPU_NAME=local, or set "
+            "TPU_NAME to the TPU's name or grpc:// address.",
+            "multi_worker": " Check TF_CONFIG: every worker needs the same "
+            "cluster and its own task index.",
+        }
+        raise UserError(
+            f"Cannot start the {name!r} strategy: {err}.{hints.get(name, '')}"
+        ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in a (possibly one-process) cluster.
+
+    Attributes:
+        task_type: `"chief"`, `"worker"` or `None` (no cluster).
+        task_id: index within `task_type`.
+        num_workers: training processes of the cluster (chief included).
+        chief: whether this process writes the run folder.
+    """
+
+    task_type: str | None = None
+    task_id: int = 0
+    num_workers: int = 1
+    chief: bool = True
+
+    @property
+    def name(self):
+        return f"{self.task_type or 'worker'}:{self.task_id}"
+
+
+def worker_role(strategy):
+    """The `WorkerRole` of this process under `strategy`.
+
+    The chief is the `chief` task of `TF_CONFIG`, or worker 0 when the
+    cluster has no `chief` job (Keras' multi-worker convention). Only
+    `MultiWorkerMirroredStrategy` runs one process per worker; under the
+    other strategies this process is the only one.
+    """
+    import tensorflow as tf
+
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return WorkerRole()
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    jobs = {}
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        jobs = resolver.cluster_spec().as_dict()
+    has_chief = bool(jobs.get("chief"))
+    chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and not has_chief
+    )
+    workers = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
+    return WorkerRole(task_type, task_id, max(1, workers), chief)
 
 
 def is_chief(strategy):
     """Whether this worker writes the run folder's shared outputs."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
+    return worker_role(strategy).chief
+
+
+def check_same_epoch(strategy, epoch):
+    """Raises UserError unless every worker resumes from `epoch`.
+
+    A collective op over all workers (call it on every worker): workers
+    that resumed from different checkpoints would train on different
+    batches and deadlock or diverge.
+    """
+    import tensorflow as tf
+
+    def local():
+        return tf.constant([epoch], tf.int64)
+
+    epochs = strategy.gather(strategy.run(local), axis=0).numpy()
+    highest, lowest = int(epochs.max()), int(epochs.min())
+    if highest != lowest:
+        raise UserError(
+            f"The workers found checkpoints of different epochs ({lowest} "
+            f"to {highest}; this one: {epoch}). Put --out on storage every "
+            "worker reads (the chief's checkpoints are restored everywhere) "
+            "or delete the run folder to restart."
+        )
+
+
+def shard_by_data(dataset):
+    """`dataset` with `tf.data` DATA auto-sharding (None stays None).
+
+    For datasets Keras distributes itself (validation data, and training
+    data without a `TrainStream`): every worker reads the whole pipeline
+    and keeps its share of each batch. That is exact for any number of
+    TFDS files (FILE sharding, the AUTO default, needs at least one file
+    per worker) provided every worker's pipeline yields the same batches,
+    which the runner's per-run seeding gives.
+    """
+    if dataset is None:
+        return None
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
     )
+    return dataset.with_options(options)
 
 
 def learning_rate(train, steps_per_epoch):
@@ -250,3 +358,217 @@ class StepTimer(keras.callbacks.Callback):
             "train_step_time_ms_median": float(np.median(times)),
             "train_steps_timed": len(times),
         }
+
+
+# ----------------------------------------------------------------------------
+# Crash-safe checkpoints.
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read (truncated or corrupted file)."""
+
+
+class RunCheckpoint(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose checkpoints survive a kill at any instant.
+
+    Keras' `BackupAndRestore` overwrites `latest.weights.h5` in place and
+    writes the epoch into `training_metadata.json` afterwards, so a kill
+    while saving leaves a truncated weights file or weights of epoch `k+1`
+    labelled epoch `k`. Here each epoch's weights (model and optimizer
+    state) go to a temporary file that is fsynced and renamed to
+    `epoch-<k>.weights.h5`; then `training_metadata.json`, the commit
+    record naming the epoch and its file, is replaced atomically. A kill
+    before that rename leaves the previous commit intact; the weights of
+    the last two commits are kept, so an unreadable latest file (disk
+    trouble) falls back to the one before.
+
+    Checkpoints are saved at the end of every epoch only (`save_freq`
+    "epoch"): resuming mid-epoch would also need the position in the input
+    pipeline, which Keras does not restore. With `TrainStream` input a
+    resumed run then trains exactly like the uninterrupted one.
+
+    Args:
+        backup_dir: folder of the checkpoints (created).
+    """
+
+    METADATA = "training_metadata.json"
+    LEGACY_WEIGHTS = "latest.weights.h5"  # Keras BackupAndRestore's name
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        self.restore_epoch = None
+        self._restore_path = None
+
+    # --- Reading -------------------------------------------------------
+    def _read_metadata(self):
+        path = os.path.join(self.backup_dir, self.METADATA)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            int(record["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"The checkpoint record {path} is unreadable ({err}). Delete "
+                f"{self.backup_dir} to restart the run from scratch, or "
+                "pass another --out."
+            ) from None
+        return record
+
+    def _commits(self, record):
+        """`[(epoch, weights path)]` of a record, newest first."""
+        commits = [
+            record,
+            *([record["previous"]] if "previous" in record else []),
+        ]
+        out = []
+        for commit in commits:
+            name = commit.get("weights", self.LEGACY_WEIGHTS)
+            out.append(
+                (int(commit["epoch"]), os.path.join(self.backup_dir, name))
+            )
+        return out
+
+    def resolve(self):
+        """Picks the checkpoint to restore; returns its epoch (0: none).
+
+        Raises:
+            CheckpointError: a record exists but none of its weights files
+                is readable (the message says how to recover).
+        """
+        record = self._read_metadata()
+        self.restore_epoch, self._restore_path = 0, None
+        if record is None:
+            return 0
+        problems = []
+        for epoch, path in self._commits(record):
+            problem = _weights_file_problem(path)
+            if problem is None:
+                if problems:
+                    print(
+                        "warning: " + "; ".join(problems) + f". Resuming "
+                        f"from the previous checkpoint (epoch {epoch}).",
+                        flush=True,
+                    )
+                self.restore_epoch, self._restore_path = epoch, path
+                return epoch
+            problems.append(f"checkpoint {path} is unreadable ({problem})")
+        raise CheckpointError(
+            "Cannot resume: "
+            + "; ".join(problems)
+            + f". Delete {self.backup_dir} to restart the run from scratch, "
+            "or pass another --out."
+        )
+
+    def copy_from(self, source_dir):
+        """Copies the committed checkpoint of `source_dir` here (workers)."""
+        source = RunCheckpoint(source_dir)
+        record = source._read_metadata()
+        if record is None:
+            return
+        for _, path in source._commits(record):
+            if os.path.exists(path):
+                shutil.copyfile(
+                    path, os.path.join(self.backup_dir, os.path.basename(path))
+                )
+        _write_json_atomic(os.path.join(self.backup_dir, self.METADATA), record)
+
+    def restore(self, model):
+        """Loads the resolved checkpoint into `model` (without `fit`)."""
+        self.set_model(model)
+        self.on_train_begin()
+
+    # --- Keras hooks ---------------------------------------------------
+    def on_train_begin(self, logs=None):
+        if self.restore_epoch is None:
+            self.resolve()
+        if not self._restore_path:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            # The file holds the optimizer state too.
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(self._restore_path)
+        except Exception as err:  # noqa: BLE001  (h5py/Keras raise many)
+            raise CheckpointError(
+                f"Cannot restore the checkpoint {self._restore_path} "
+                f"({_first_line(err)}). "
+                f"Delete {self.backup_dir} to restart the run from scratch, "
+                "or pass another --out."
+            ) from None
+        self.model._initial_epoch = self.restore_epoch
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        epoch = self._current_epoch
+        name = f"epoch-{epoch:04d}.weights.h5"
+        final = os.path.join(self.backup_dir, name)
+        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}-{name}")
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            fsync_file(tmp)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        record = {"epoch": epoch, "weights": name}
+        previous = self._read_metadata()
+        if previous is not None and int(previous["epoch"]) != epoch:
+            record["previous"] = {
+                "epoch": int(previous["epoch"]),
+                "weights": previous.get("weights", self.LEGACY_WEIGHTS),
+            }
+        # The commit: from here on a restart resumes after epoch `epoch`.
+        _write_json_atomic(os.path.join(self.backup_dir, self.METADATA), record)
+        keep = {name, record.get("previous", {}).get("weights")}
+        for old in os.listdir(self.backup_dir):
+            if (
+                old.endswith(".weights.h5")
+                and old not in keep
+                and not old.startswith(".")
+            ):
+                os.remove(os.path.join(self.backup_dir, old))
+
+
+def _first_line(err):
+    text = str(err).strip()
+    name = type(err).__name__
+    return f"{name}: {text.splitlines()[0]}" if text else name
+
+
+def _weights_file_problem(path):
+    """Why a Keras `.weights.h5` file cannot be read, or None."""
+    if not os.path.exists(path):
+        return "missing"
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            f.keys()
+    except Exception as err:  # noqa: BLE001
+        return _first_line(err)
+    return None
+
+
+def fsync_file(path):
+    """Flushes a written file to disk (before renaming it into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path, data):
+    from experiments.rundir import write_json
+
+    write_json(path, data)
+    try:  # make the rename itself durable
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass

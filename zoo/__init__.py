@@ -6,6 +6,7 @@ on what the caller happened to import.
 """
 
 from zoo.attention_maps import attention_maps
+from zoo.loading import load_model
 from zoo.registry import TASKS
 from zoo.registry import ModelInfo
 from zoo.registry import build
@@ -29,5 +30,6 @@ __all__ = [
     "build",
     "get_model_info",
     "list_models",
+    "load_model",
     "register_model",
 ]

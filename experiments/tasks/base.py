@@ -29,7 +29,8 @@ class TaskData:
     """What `Task.load_data` returns.
 
     Attributes:
-        train: batched training `tf.data.Dataset` of `(inputs, targets)`.
+        train: batched training `tf.data.Dataset` of `(inputs, targets)`
+            (with `train_stream`: its first epoch, for inspection).
         validation: batched dataset evaluated after each epoch, or `None`.
         test: batched dataset of the final evaluation (task-defined
             element structure).
@@ -40,6 +41,13 @@ class TaskData:
         extras: task-private objects the other hooks need but that do not
             belong in metrics.json (e.g. a vocabulary, in-memory texts for
             a reference baseline).
+        train_stream: optional `experiments.data.TrainStream`: training
+            batches as a pure function of (seed, epoch). With it the runner
+            shards every global batch exactly across `tf.distribute`
+            replicas and workers, and a resumed run sees the batches of the
+            uninterrupted run. Without it the runner trains on `train`
+            (sharded by `tf.data` DATA auto-sharding, which needs the same
+            seeded pipeline on every worker).
     """
 
     train: object
@@ -48,6 +56,7 @@ class TaskData:
     steps_per_epoch: int
     info: dict = dataclasses.field(default_factory=dict)
     extras: dict = dataclasses.field(default_factory=dict)
+    train_stream: object = None
 
 
 class Task:

@@ -9,7 +9,8 @@ per caption word, for the localisation metric). Captions are lower-cased,
 stripped of punctuation and split into words; the word vocabulary (words
 seen `data.min_word_count` times, most frequent first) is learnt from the
 training split. Pipeline: decode (resize to `data.image_size`) -> one
-example per caption -> `[START] words [END]` -> cache -> shuffle ->
+example per caption -> `[START] words [END]` -> cache -> per-epoch seeded
+shuffle (`experiments.data.TrainStream`) ->
 padded batches of `({"images", "target_in"}, target_out)`.
 
 Evaluation (greedy and beam search on the test split): corpus BLEU-1..4
@@ -291,18 +292,21 @@ class CaptioningTask(Task):
         if cfg.cache:
             pairs = pairs.cache()
         num_train = len(texts)
-        pairs = pairs.shuffle(
-            min(cfg.shuffle_buffer, num_train), reshuffle_each_iteration=True
-        )
         padding = ({"images": tf.constant(0, tf.uint8), "target_in": PAD}, PAD)
-        # Repeat, and let `steps_per_epoch` (fit_kwargs) define an epoch:
-        # the flat-mapped dataset has no known size.
-        train_ds = (
-            pairs.repeat()
-            .map(encode, num_parallel_calls=AUTOTUNE)
-            .padded_batch(cfg.batch_size, padding_values=padding)
-            .prefetch(AUTOTUNE)
+        # Batches as a pure function of (seed, epoch): exact per-replica
+        # sharding under tf.distribute, identical batches after a resume.
+        stream = data_lib.TrainStream(
+            pairs,
+            num_train,
+            cfg.batch_size,
+            seed=config.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            prepare=lambda pair, _: encode(*pair),
+            batch=lambda ds, size: ds.padded_batch(
+                size, padding_values=padding, drop_remainder=True
+            ),
         )
+        stream.check()
 
         validation = None
         if cfg.validation_split:
@@ -333,10 +337,11 @@ class CaptioningTask(Task):
             padding_values=(tf.constant(0, tf.uint8), "", -1.0),
         ).prefetch(AUTOTUNE)
         return CaptioningData(
-            train=train_ds,
+            train=stream.epoch(0).prefetch(AUTOTUNE),
+            train_stream=stream,
             validation=validation,
             test=test,
-            steps_per_epoch=-(-num_train // cfg.batch_size),
+            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "image_shape": list(shape),
@@ -351,9 +356,6 @@ class CaptioningTask(Task):
 
     def ablation_models(self, config):
         return list(CAPTIONERS)
-
-    def fit_kwargs(self, config, data):
-        return {"steps_per_epoch": data.steps_per_epoch}
 
     # --- Model ----------------------------------------------------------
     def build_model(self, config, data):
@@ -613,22 +615,29 @@ def make_serving_fn(
     # No autograph: the control flow is explicit (tf.cond, the searches'
     # tf.while_loop).
     @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
-        ],
+        input_signature=[tf.TensorSpec(None, tf.uint8, name="images")],
         autograph=False,
     )
     def serve(images):
+        images = export_lib.serving_input(
+            images,
+            [None, None, None, None],
+            "`images`: a uint8 batch [batch, height, width, 1 or 3] of "
+            "images at least 1x1",
+            nonempty_axes=(1, 2),
+        )
         batch = tf.shape(images)[0]
         given = tf.shape(images)[3]
-        tf.debugging.assert_equal(
+        images = export_lib.pass_if(
             tf.logical_or(tf.equal(given, 1), tf.equal(given, 3)),
-            True,
-            message=(
-                f"images must have 1 or 3 channels (the model reads "
-                f"{channels}); received another channel count"
-            ),
+            images,
+            [
+                f"Bad request: images must have 1 or 3 channels (the model "
+                f"reads {channels}). Received shape:",
+                tf.shape(images),
+            ],
         )
+        images = tf.ensure_shape(images, [None, None, None, None])
         # An empty batch runs one blank image (the recurrent decoder
         # cannot step over zero examples); outputs are cut back below.
         images = tf.cond(

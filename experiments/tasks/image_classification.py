@@ -116,17 +116,30 @@ class ImageClassificationTask(Task):
         return (ds.cache() if cfg.cache else ds), count
 
     def _augment(self, cfg, shape):
+        """Per-example augmentation with stateless random ops.
+
+        `augment(image, seed)`: `seed` is the `[2]` seed `TrainStream`
+        derives from (run seed, epoch, position), so a resumed run or
+        another worker count augments every example identically.
+        """
         pad = int(cfg.crop_padding)
         crop = cfg.augment in ("crop", "crop_flip") and pad > 0
         flip = cfg.augment in ("flip", "crop_flip")
 
-        def augment(image, label):
+        def augment(image, seed):
+            crop_seed, flip_seed = tf.unstack(
+                tf.random.experimental.stateless_split(seed, 2)
+            )
             if crop:
                 padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-                image = tf.image.random_crop(padded, shape)
+                image = tf.image.stateless_random_crop(
+                    padded, shape, seed=crop_seed
+                )
             if flip:
-                image = tf.image.random_flip_left_right(image)
-            return image, label
+                image = tf.image.stateless_random_flip_left_right(
+                    image, seed=flip_seed
+                )
+            return image
 
         return augment
 
@@ -144,24 +157,28 @@ class ImageClassificationTask(Task):
         def one_hot(image, label):
             return image, tf.one_hot(label, num_classes)
 
-        train, num_train = self._examples(
+        examples, num_train = self._examples(
             builder, cfg.train_split, cfg, shape, cfg.max_train_examples
         )
         if num_train == 0:
             raise UserError(f"The training split {cfg.train_split!r} is empty.")
-        train = train.shuffle(
-            min(cfg.shuffle_buffer, num_train) or 1,
-            reshuffle_each_iteration=True,
+        augment = self._augment(cfg, shape) if cfg.augment != "none" else None
+
+        def prepare(example, seed):
+            image, label = example
+            if augment is not None:
+                image = augment(image, seed)
+            return one_hot(image, label)
+
+        stream = data_lib.TrainStream(
+            examples,
+            num_train,
+            cfg.batch_size,
+            seed=config.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            prepare=prepare,
         )
-        if cfg.augment != "none":
-            train = train.map(
-                self._augment(cfg, shape), num_parallel_calls=AUTOTUNE
-            )
-        train = (
-            train.map(one_hot, num_parallel_calls=AUTOTUNE)
-            .batch(cfg.batch_size)
-            .prefetch(AUTOTUNE)
-        )
+        stream.check()
         validation = None
         if cfg.validation_split:
             validation, _ = self._examples(
@@ -179,10 +196,11 @@ class ImageClassificationTask(Task):
             raise UserError(f"The test split {cfg.test_split!r} is empty.")
         test = test.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
         return TaskData(
-            train=train,
+            train=stream.epoch(0).prefetch(AUTOTUNE),
+            train_stream=stream,
             validation=validation,
             test=test,
-            steps_per_epoch=-(-num_train // cfg.batch_size),
+            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "input_shape": list(shape),
@@ -336,14 +354,35 @@ class ImageClassificationTask(Task):
         height, width, channels = data.info["input_shape"]
         names = tf.constant(data.info["label_names"])
 
+        # Any image size is accepted and resized (bilinear, antialiased) to
+        # the training size; a wrong dtype is refused by the signature, a
+        # wrong rank, channel count or an empty image by `serving_input`.
         @tf.function(
-            input_signature=[
-                tf.TensorSpec(
-                    [None, height, width, channels], tf.uint8, name="images"
-                )
-            ]
+            input_signature=[tf.TensorSpec(None, tf.uint8, name="images")]
         )
         def serve(images):
+            images = export_lib.serving_input(
+                images,
+                [None, None, None, channels],
+                f"`images`: a uint8 batch [batch, height, width, {channels}]"
+                " of images at least 1x1",
+                nonempty_axes=(1, 2),
+            )
+            shape = tf.shape(images)
+
+            def resize():
+                resized = tf.image.resize(
+                    images, [height, width], antialias=True
+                )
+                return tf.cast(
+                    tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8
+                )
+
+            same = tf.logical_and(
+                tf.equal(shape[1], height), tf.equal(shape[2], width)
+            )
+            images = tf.cond(same, lambda: images, resize)
+            images = tf.ensure_shape(images, [None, height, width, channels])
             probabilities = tf.cast(model(images, training=False), tf.float32)
             batch = tf.shape(probabilities)[0]
             return {

@@ -216,15 +216,17 @@ class TextClassificationTask(Task):
         )
         if cfg.cache:
             train = train.cache()
-        train = (
-            train.shuffle(
-                min(cfg.shuffle_buffer, len(train_texts)) or 1,
-                reshuffle_each_iteration=True,
-            )
-            .map(one_hot, num_parallel_calls=AUTOTUNE)
-            .batch(cfg.batch_size)
-            .prefetch(AUTOTUNE)
+        # Batches as a pure function of (seed, epoch): exact per-replica
+        # sharding under tf.distribute, identical batches after a resume.
+        stream = data_lib.TrainStream(
+            train,
+            len(train_texts),
+            cfg.batch_size,
+            seed=config.seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            prepare=lambda example, _: one_hot(*example),
         )
+        stream.check()
         validation, val_texts, val_labels = None, None, None
         if cfg.validation_split:
             ds, _ = self._examples(
@@ -246,10 +248,11 @@ class TextClassificationTask(Task):
             raise UserError(f"The test split {cfg.test_split!r} is empty.")
         self._check_labels(test_labels, cfg.test_split, num_classes)
         return TaskData(
-            train=train,
+            train=stream.epoch(0).prefetch(AUTOTUNE),
+            train_stream=stream,
             validation=validation,
             test=test.batch(cfg.eval_batch_size),
-            steps_per_epoch=-(-len(train_texts) // cfg.batch_size),
+            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "text_key": cfg.text_key,
@@ -479,10 +482,12 @@ def export_text_classifier(model, label_names, path):
     def empty_like(value):
         return tf.zeros([0, *value.shape[1:]], value.dtype)
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-    )
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])
     def serve(text):
+        text = export_lib.serving_input(
+            text, [None], "`text`: a 1-D tf.string batch of texts"
+        )
+
         def run():
             return compute(text)
 

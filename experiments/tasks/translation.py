@@ -7,7 +7,8 @@ Data: any TFDS dataset with a source and a target string feature (official
 training split (tensorflow-text's learner; cached, so a resumed run gets
 the same ids) and a core-TensorFlow tokeniser (`experiments.wordpiece`).
 Pipeline: tokenise -> add [START]/[END] -> drop over-long training pairs
--> cache -> shuffle -> batch by length -> `({"source", "target_in"},
+-> cache -> per-epoch seeded shuffle -> length-sorted windows -> padded
+batches (`experiments.data.TrainStream`) -> `({"source", "target_in"},
 target_out)`.
 
 Evaluation: greedy and beam search on the test split, corpus BLEU and chrF
@@ -233,6 +234,44 @@ class TranslationTask(Task):
             )
         return ds.prefetch(AUTOTUNE)
 
+    def _stream(self, pairs, num_pairs, cfg, seed):
+        """Training batches as a pure function of (seed, epoch): exact
+        per-replica sharding under tf.distribute, identical batches after a
+        resume. `data.bucket` sorts windows of 16 global batches by length
+        (`data_lib.sort_windows`) instead of `bucket_by_sequence_length`,
+        whose batches depend on the iterator's history."""
+
+        def split_target(pair, _):
+            src, tgt = pair
+            return {"source": src, "target_in": tgt[:-1]}, tgt[1:]
+
+        def padded(ds, batch_size):
+            return ds.padded_batch(
+                batch_size,
+                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+                drop_remainder=True,
+            )
+
+        group = None
+        if cfg.bucket:
+            group = data_lib.sort_windows(
+                cfg.batch_size,
+                16,
+                lambda pair: tf.maximum(
+                    tf.shape(pair[0])[0], tf.shape(pair[1])[0]
+                ),
+            )
+        return data_lib.TrainStream(
+            pairs,
+            num_pairs,
+            cfg.batch_size,
+            seed=seed,
+            shuffle_buffer=cfg.shuffle_buffer,
+            prepare=split_target,
+            batch=padded,
+            group=group,
+        )
+
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
@@ -276,12 +315,8 @@ class TranslationTask(Task):
                 "No training pair fits data.max_source_length / "
                 "data.max_target_length."
             )
-        train = train.shuffle(
-            min(cfg.shuffle_buffer, num_train), reshuffle_each_iteration=True
-        )
-        # Length buckets make the number of batches per pass vary a little:
-        # repeat, and let `steps_per_epoch` (fit_kwargs) define an epoch.
-        train = self._batched(train.repeat(), cfg, cfg.batch_size, cfg.bucket)
+        stream = self._stream(train, num_train, cfg, config.seed)
+        stream.check()
 
         validation = None
         if cfg.validation_split:
@@ -307,10 +342,11 @@ class TranslationTask(Task):
             raise UserError(f"The test split {cfg.test_split!r} is empty.")
         test = test_pairs.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
         return TranslationData(
-            train=train,
+            train=stream.epoch(0).prefetch(AUTOTUNE),
+            train_stream=stream,
             validation=validation,
             test=test,
-            steps_per_epoch=-(-num_train // cfg.batch_size),
+            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "source_key": cfg.source_key,
@@ -324,9 +360,6 @@ class TranslationTask(Task):
             source_tokenizer=tokenizers[0],
             target_tokenizer=tokenizers[1],
         )
-
-    def fit_kwargs(self, config, data):
-        return {"steps_per_epoch": data.steps_per_epoch}
 
     def timing_batch(self, data):
         for batch in data.train.take(1):
@@ -573,9 +606,12 @@ def make_serving_fn(
     with_attention = getattr(model, "has_attention", True)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]
+        input_signature=[tf.TensorSpec(None, tf.string, name="sentences")]
     )
     def serve(sentences):
+        sentences = export_lib.serving_input(
+            sentences, [None], "`sentences`: a 1-D tf.string batch"
+        )
         # An empty batch runs one placeholder sentence (recurrent layers
         # cannot step over zero examples); the results are cut back below.
         batch = tf.shape(sentences)[0]

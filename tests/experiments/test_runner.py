@@ -79,7 +79,7 @@ def test_run_folder_layout(finished_run):
         "plots/confusion_matrix.png",
         "plots/attention_maps.png",
         "saved_model/saved_model.pb",
-        "checkpoints/latest.weights.h5",
+        "checkpoints/training_metadata.json",
     ):
         assert os.path.exists(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "tensorboard", "train"))
@@ -285,3 +285,42 @@ def test_export_loads_without_the_project(finished_run, tmp_path):
     names = [str(i) for i in range(10)]
     assert report["label_names"] == names
     assert report["label"] == [names[i] for i in probs.argmax(-1)]
+
+
+def test_concurrent_runs_never_share_a_folder(tmp_path):
+    import threading
+
+    from experiments.rundir import create_unique
+
+    barrier = threading.Barrier(8)
+    folders = []
+
+    def start():
+        barrier.wait()  # all at the same instant, the same second
+        folders.append(create_unique(str(tmp_path), "digits"))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(folders)) == 8
+
+
+def test_reopened_run_folder_drops_half_written_leftovers(tmp_path):
+    from experiments.rundir import RunDir
+
+    out = tmp_path / "run"
+    with RunDir(str(out), tiny_config()):
+        pass
+    # What a writer killed mid-write leaves: temporary names only.
+    (out / ".tmp-123-model.keras").write_text("half")
+    (out / ".saved_model.tmp-1a2b3c4d").mkdir()
+    (out / ".saved_model.tmp-1a2b3c4d" / "saved_model.pb").write_text("x")
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / ".tmp-123-epoch-0002.weights.h5").write_text("x")
+    (out / "checkpoints" / "epoch-0001.weights.h5").write_text("kept")
+    with RunDir(str(out), tiny_config()):
+        pass
+    assert sorted(os.listdir(out)) == [".lock", "checkpoints", "config.json"]
+    assert os.listdir(out / "checkpoints") == ["epoch-0001.weights.h5"]

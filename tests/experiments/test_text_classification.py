@@ -364,9 +364,16 @@ def test_prepared_directory_drops_and_counts_empty_texts(
 def test_training_pipeline_never_yields_empty_texts(reviews_path):
     config = _config(extra=_reviews_overrides(reviews_path))
     data = get_task("text_classification").load_data(config, None, None)
-    texts = [t for batch, _ in data.train for t in batch.numpy()]
-    assert len(texts) == 57 and all(t.strip() for t in texts)
-    assert data.train.cardinality().numpy() == 4  # ceil(57 / 16)
+    # Each epoch: 3 full global batches of 16 (the partial batch of the
+    # reshuffled 57 texts is dropped), never an empty text.
+    epochs = [
+        [t for batch, _ in data.train_stream.epoch(e) for t in batch.numpy()]
+        for e in range(2)
+    ]
+    for texts in epochs:
+        assert len(texts) == 48 and all(t.strip() for t in texts)
+    assert epochs[0] != epochs[1]  # reshuffled per epoch
+    assert data.steps_per_epoch == 3
 
 
 @pytest.mark.parametrize(
