@@ -387,6 +387,8 @@ def test_official_datasets_load_through_tfds(
             f"data.name={name}",
             f"data.text_key={text_key}",
             "data.validation_split=",
+            # mock_data's random words occur once each.
+            "data.min_token_count=1",
         ]
     )
     with tfds.testing.mock_data(num_examples=12):
