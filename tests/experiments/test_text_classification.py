@@ -27,6 +27,8 @@ from experiments import runner
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tasks.text_classification import BLANK_PATTERN
+from experiments.tasks.text_classification import is_blank
 from experiments.tasks.text_classification import write_attention_files
 from tests.datasets.test_movie_sentences import write_synthetic_archive
 from zoo.text import tokenize
@@ -315,8 +317,9 @@ class ZooTestReviews(tfds.core.GeneratorBasedBuilder):
         for i in range(count):
             label = i % 3
             text = " ".join(rng.choice(words[label], 3)) + " meal"
-            if seed == 0 and i in (4, 9, 17):
-                text = ["", "   ", "\t\n "][(4, 9, 17).index(i)]
+            blanks = {4: "", 9: "   ", 17: "\t\n ", 23: "\u00a0\u3000 "}
+            if seed == 0 and i in blanks:
+                text = blanks[i]
             yield i, {"review": text, "stars": label}
 
 
@@ -348,13 +351,13 @@ def test_prepared_directory_drops_and_counts_empty_texts(
     metrics = runner.run(
         config, name="reviews", out=str(tmp_path / "run"), verbose=0
     )
-    assert "Dropped 3 empty or whitespace-only training text(s) of 60" in (
+    assert "Dropped 4 empty or whitespace-only training text(s) of 60" in (
         capsys.readouterr().out
     )
     with open(tmp_path / "run" / "metrics.json") as f:
         saved = json.load(f)
-    assert saved["data"]["dropped_empty_train_texts"] == 3
-    assert saved["data"]["num_train_examples"] == 57
+    assert saved["data"]["dropped_empty_train_texts"] == 4
+    assert saved["data"]["num_train_examples"] == 56
     assert saved["data"]["num_classes"] == 3
     assert saved["num_test_examples"] == 15
     assert set(saved["classification_report"]) >= {"bad", "okay", "good"}
@@ -365,8 +368,21 @@ def test_training_pipeline_never_yields_empty_texts(reviews_path):
     config = _config(extra=_reviews_overrides(reviews_path))
     data = get_task("text_classification").load_data(config, None, None)
     texts = [t for batch, _ in data.train for t in batch.numpy()]
-    assert len(texts) == 57 and all(t.strip() for t in texts)
-    assert data.train.cardinality().numpy() == 4  # ceil(57 / 16)
+    assert len(texts) == 56 and not any(map(is_blank, texts))
+    assert data.train.cardinality().numpy() == 4  # ceil(56 / 16)
+
+
+def test_blank_texts_agree_between_python_and_the_pipeline():
+    # Every character Python calls whitespace (NBSP, ideographic space,
+    # ...) is blank for both the Python count and the tf.data filter.
+    spaces = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    texts = [*spaces, spaces, "", "a", "\u200b", " x\u3000", "\xff"]
+    encoded = [t.encode() if isinstance(t, str) else t for t in texts]
+    encoded[-1] = b"\xff"  # invalid UTF-8 is not blank
+    expected = [is_blank(t) for t in encoded]
+    assert expected == [True] * (len(spaces) + 2) + [False] * 4
+    matched = tf.strings.regex_full_match(tf.constant(encoded), BLANK_PATTERN)
+    assert matched.numpy().tolist() == expected
 
 
 @pytest.mark.parametrize(
