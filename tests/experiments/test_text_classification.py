@@ -479,7 +479,7 @@ def test_missing_movie_archive_gives_the_fetch_command(tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(
-    overrides, expected, movie_dir, capsys
+    overrides, expected, movie_dir, capsys, tmp_path
 ):
     code, err = _cli(
         capsys,
@@ -487,6 +487,8 @@ def test_bad_input_exits_2_with_a_clear_message(
         EXPERIMENT,
         "--data-dir",
         movie_dir,
+        "--out",  # errors found while building leave no folder in runs/
+        str(tmp_path / "run"),
         "--epochs",
         "1",
         "--set",
