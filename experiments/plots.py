@@ -3,6 +3,7 @@ matrices, attention maps overlaid on images, and texts with their words
 coloured by attention weight (PNG and HTML)."""
 
 import math
+import textwrap
 
 import matplotlib
 
@@ -83,7 +84,9 @@ def confusion_matrix(matrix, labels, path, title="Confusion matrix"):
                     )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    # Wrapped to the figure: a long title on a small (2-class) matrix
+    # would otherwise be cut off at the figure edge.
+    ax.set_title(textwrap.fill(title, width=max(20, int(7 * size))))
     return _save(fig, path)
 
 

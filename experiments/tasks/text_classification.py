@@ -57,8 +57,15 @@ def _label_names(builder, cfg):
     return [str(n) for n in names]
 
 
+# Python's `str.isspace` characters as an RE2 class (RE2's `\s` is ASCII
+# only): the training pipeline and `is_blank` must agree on every text.
+BLANK_PATTERN = r"[\s\p{Z}\x0b\x1c-\x1f\x{85}]*"
+
+
 def is_blank(text):
-    """Whether a text is empty or only (ASCII) whitespace."""
+    """Whether a text (bytes or str) is empty or only Unicode whitespace."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     return not text.strip()
 
 
@@ -207,7 +214,9 @@ class TextClassificationTask(Task):
             return text, tf.one_hot(label, num_classes)
 
         def non_empty(text, _):
-            return tf.strings.length(tf.strings.strip(text)) > 0
+            return tf.logical_not(
+                tf.strings.regex_full_match(text, BLANK_PATTERN)
+            )
 
         # The count is known (read above): tell tf.data, so Keras knows the
         # epoch length.

@@ -27,6 +27,8 @@ from experiments import runner
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tasks.text_classification import BLANK_PATTERN
+from experiments.tasks.text_classification import is_blank
 from experiments.tasks.text_classification import write_attention_files
 from tests.datasets.test_movie_sentences import write_synthetic_archive
 from zoo.text import tokenize
@@ -315,8 +317,9 @@ class ZooTestReviews(tfds.core.GeneratorBasedBuilder):
         for i in range(count):
             label = i % 3
             text = " ".join(rng.choice(words[label], 3)) + " meal"
-            if seed == 0 and i in (4, 9, 17):
-                text = ["", "   ", "\t\n "][(4, 9, 17).index(i)]
+            blanks = {4: "", 9: "   ", 17: "\t\n ", 23: "\u00a0\u3000 "}
+            if seed == 0 and i in blanks:
+                text = blanks[i]
             yield i, {"review": text, "stars": label}
 
 
@@ -348,13 +351,13 @@ def test_prepared_directory_drops_and_counts_empty_texts(
     metrics = runner.run(
         config, name="reviews", out=str(tmp_path / "run"), verbose=0
     )
-    assert "Dropped 3 empty or whitespace-only training text(s) of 60" in (
+    assert "Dropped 4 empty or whitespace-only training text(s) of 60" in (
         capsys.readouterr().out
     )
     with open(tmp_path / "run" / "metrics.json") as f:
         saved = json.load(f)
-    assert saved["data"]["dropped_empty_train_texts"] == 3
-    assert saved["data"]["num_train_examples"] == 57
+    assert saved["data"]["dropped_empty_train_texts"] == 4
+    assert saved["data"]["num_train_examples"] == 56
     assert saved["data"]["num_classes"] == 3
     assert saved["num_test_examples"] == 15
     assert set(saved["classification_report"]) >= {"bad", "okay", "good"}
@@ -365,15 +368,28 @@ def test_training_pipeline_never_yields_empty_texts(reviews_path):
     config = _config(extra=_reviews_overrides(reviews_path))
     data = get_task("text_classification").load_data(config, None, None)
     # Each epoch: 3 full global batches of 16 (the partial batch of the
-    # reshuffled 57 texts is dropped), never an empty text.
+    # reshuffled 56 texts is dropped), never an empty text.
     epochs = [
         [t for batch, _ in data.train_stream.epoch(e) for t in batch.numpy()]
         for e in range(2)
     ]
     for texts in epochs:
-        assert len(texts) == 48 and all(t.strip() for t in texts)
+        assert len(texts) == 48 and not any(map(is_blank, texts))
     assert epochs[0] != epochs[1]  # reshuffled per epoch
     assert data.steps_per_epoch == 3
+
+
+def test_blank_texts_agree_between_python_and_the_pipeline():
+    # Every character Python calls whitespace (NBSP, ideographic space,
+    # ...) is blank for both the Python count and the tf.data filter.
+    spaces = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    texts = [*spaces, spaces, "", "a", "\u200b", " x\u3000", "\xff"]
+    encoded = [t.encode() if isinstance(t, str) else t for t in texts]
+    encoded[-1] = b"\xff"  # invalid UTF-8 is not blank
+    expected = [is_blank(t) for t in encoded]
+    assert expected == [True] * (len(spaces) + 2) + [False] * 4
+    matched = tf.strings.regex_full_match(tf.constant(encoded), BLANK_PATTERN)
+    assert matched.numpy().tolist() == expected
 
 
 @pytest.mark.parametrize(
@@ -394,6 +410,9 @@ def test_official_datasets_load_through_tfds(
             f"data.name={name}",
             f"data.text_key={text_key}",
             "data.validation_split=",
+            # mock_data's random words occur once each.
+            "data.min_token_count=1",
+            "data.batch_size=4",
         ]
     )
     with tfds.testing.mock_data(num_examples=12):
@@ -468,7 +487,7 @@ def test_missing_movie_archive_gives_the_fetch_command(tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(
-    overrides, expected, movie_dir, capsys
+    overrides, expected, movie_dir, capsys, tmp_path
 ):
     code, err = _cli(
         capsys,
@@ -476,6 +495,8 @@ def test_bad_input_exits_2_with_a_clear_message(
         EXPERIMENT,
         "--data-dir",
         movie_dir,
+        "--out",  # errors found while building leave no folder in runs/
+        str(tmp_path / "run"),
         "--epochs",
         "1",
         "--set",
