@@ -79,9 +79,8 @@ class RNNTranslator(Translator):
     Decoder, by `attention`:
 
     - `None`: Cho et al. 2014's encoder-decoder, the baseline: the bridged
-      final states initialise the decoder, and the summary (the final
-      forward and backward outputs) is concatenated to its input at every
-      step; nothing else of the source is seen.
+      summary initialises the decoder and is concatenated to its input at
+      every step; nothing else of the source is seen.
     - `"bahdanau"`: an `AttentionRNNCell` with `BahdanauAttention`
       (Bahdanau et al. 2014): the previous state attends over the encoder
       outputs, the context is fed into the cell, the output layer reads
@@ -245,11 +244,11 @@ class RNNTranslator(Translator):
         # === Functional Model ===
         source = keras.Input((None,), dtype="int32", name="source")
         target_in = keras.Input((None,), dtype="int32", name="target_in")
-        memory, initial_state, summary = self._encode(source, training=None)
+        memory, initial_state = self._encode(source, training=None)
         embedded = self.embedding_dropout(self.target_embedding(target_in))
         if attention is None:
             decoded = self.decoder(
-                self.summary_concat(embedded, summary),
+                self.summary_concat(embedded, initial_state[0]),
                 initial_state=initial_state,
             )
         else:
@@ -280,16 +279,7 @@ class RNNTranslator(Translator):
         self.dropout = dropout
 
     def _encode(self, source, training=None, mask=None):
-        """`(memory [B, S, D], initial decoder states, summary [B, 2U])`.
-
-        The summary (what the no-attention decoder reads at every step) is
-        the encoder's final forward and backward outputs, concatenated
-        as they are: not through the `tanh` bridge of the initial state.
-        Read at every step, a `tanh` summary is pushed to saturation early
-        in training (the decoder first uses it as a constant bias), after
-        which no gradient reaches the encoder and the decoder ignores the
-        source: every sentence got the same translation.
-        """
+        """`(memory [B, S, D], initial decoder states)` of source ids."""
         embedded = self.embedding_dropout(
             self.source_embedding(source), training=training
         )
@@ -304,8 +294,7 @@ class RNNTranslator(Translator):
             bridge(self.state_concat([f, b]))
             for bridge, f, b in zip(self.bridges, forward, backward)
         ]
-        summary = self.state_concat([forward[0], backward[0]])
-        return memory, states, summary
+        return memory, states
 
     # === Decoding (zoo.decoding step function) ===
 
@@ -315,11 +304,9 @@ class RNNTranslator(Translator):
 
     def encode(self, source_ids, max_length=None):
         mask = ops.not_equal(source_ids, PAD_ID)
-        memory, states, summary = self._encode(
-            source_ids, training=False, mask=mask
-        )
+        memory, states = self._encode(source_ids, training=False, mask=mask)
         if self.attention is None:
-            return states, {"summary": summary}
+            return states, {"summary": states[0]}
         cell = self.decoder_cell
         context = {
             "memory": memory,
