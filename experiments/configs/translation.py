@@ -122,7 +122,7 @@ _DING_EPOCHS = {
 _DING_LEARNING_RATES = {
     "seq2seq_gru": 5e-3,
     "seq2seq_bahdanau": 5e-3,
-    "seq2seq_luong": 2e-3,
+    "seq2seq_luong": 5e-3,
     "transformer_translator": 2e-3,
 }
 
