@@ -129,9 +129,14 @@ def _write(buffer, position, values, axis=1):
 
 
 def _shape_invariant(x):
-    # The batch axis and every axis keep their size; only unknown static
-    # dims stay unknown.
-    return tf.TensorShape(x.shape)
+    # Every axis but the batch axis keeps its size. The batch axis is left
+    # free: a batch of one traces to a static 1 before the loop, and
+    # gathers with `batch_dims` inside it lose that (a single sentence in
+    # a `tf.function` without an input signature).
+    shape = tf.TensorShape(x.shape)
+    if shape.rank:
+        return tf.TensorShape([None]).concatenate(shape[1:])
+    return shape
 
 
 def greedy_search(

@@ -621,6 +621,9 @@ def make_serving_fn(
         ids, truncated = encode_sources(
             source_tokenizer, sentences, max_source_length
         )
+        # [B] sources without a token (empty, only spaces): translated to
+        # "" with score 0, not to whatever the decoder says about nothing.
+        empty = tf.reduce_sum(tf.cast(ids != PAD, tf.int32), axis=1) <= 2
         result = model.generate(
             ids,
             method=method,
@@ -631,11 +634,14 @@ def make_serving_fn(
         best = result.tokens if method == "greedy" else result.tokens[:, 0]
         score = result.scores if method == "greedy" else result.scores[:, 0]
         lengths = result.lengths if method == "greedy" else result.lengths[:, 0]
+        lengths = tf.where(empty, 0, lengths)
+        best = tf.where(empty[:, None], PAD, best)
+        score = tf.where(empty, 0.0, score)
         target_tokens = target_tokenizer.id_to_token(
             tf.RaggedTensor.from_tensor(best, lengths=lengths)
         ).to_tensor("")
         outputs = {
-            # [B] the translations (detokenised text).
+            # [B] the translations (detokenised text; "" for an empty source).
             "translation": target_tokenizer.detokenize(best),
             # [B, L] WordPiece tokens of the translation ("" = padding).
             "target_tokens": target_tokens,
@@ -655,7 +661,9 @@ def make_serving_fn(
                 else result.attention[:, 0]
             )
             # [B, L, S] attention of each target token over the source.
-            outputs["attention"] = attention
+            outputs["attention"] = tf.where(
+                empty[:, None, None], 0.0, attention
+            )
         return {key: value[:batch] for key, value in outputs.items()}
 
     return serve

@@ -217,6 +217,7 @@ _SERVE = textwrap.dedent(
                 "translation": [t.decode("utf-8", "replace")
                                 for t in res["translation"].numpy()],
                 "truncated": res["source_truncated"].numpy().tolist(),
+                "score": res["score"].numpy().tolist(),
                 "attention": list(res["attention"].shape)
                     if "attention" in res else None,
                 "empty": list(empty["translation"].shape),
@@ -267,6 +268,14 @@ def _serve_in_fresh_process(exports, inputs, tmp_path):
             assert res["attention"][0] == n and res["attention"][2] == 12
             assert res["empty"] == [0]
             assert {"translation", "score", "source_tokens"} <= set(res["keys"])
+            # Sources without a token translate to "" with score 0 (a
+            # decoded score is a log-probability, never exactly 0).
+            for i, source in enumerate(BAD_INPUTS):
+                if not source.strip():
+                    assert res["translation"][i] == "", (i, res)
+                    assert res["score"][i] == 0.0, (i, res)
+                else:
+                    assert res["score"][i] < 0.0, (i, res)
     return results
 
 

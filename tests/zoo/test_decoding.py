@@ -333,3 +333,20 @@ def test_invalid_arguments():
         decoding.greedy_search(markov_step, (), tf.constant(4), 0, 3)
     with pytest.raises(ValueError, match="max_length"):
         decoding.greedy_search(markov_step, (), tf.constant([4]), 0, 0)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_compiled_search_of_a_single_example(search):
+    # A batch of one traces to a static batch size of 1 before the loop;
+    # the loop must still accept it (a single sentence translated in a
+    # `tf.function` without an input signature).
+    def run(start_tokens):
+        kwargs = {"beam_width": 3} if search == "beam" else {}
+        fn = getattr(decoding, f"{search}_search")
+        return fn(markov_step, _state(1), start_tokens, END, 6, **kwargs)
+
+    start = tf.constant([START])
+    eager = run(start)
+    compiled = tf.function(run)(start)
+    np.testing.assert_array_equal(compiled.tokens, eager.tokens)
+    np.testing.assert_array_equal(compiled.attention, eager.attention)
