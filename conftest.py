@@ -5,6 +5,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # No run-time downloads: TFDS must never try the network in tests.
 os.environ.setdefault("TFDS_DISABLE_GCS", "1")
+# The suite compiles hundreds of tiny XLA programs (JAX, and TF's
+# jit-compiled `fit`): cheap LLVM code generation is ~40% faster overall
+# and changes no results (no fast-math). Users' runs are unaffected.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=0"
+    " --xla_llvm_disable_expensive_passes=true",
+)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
