@@ -268,7 +268,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Decoding with a cache:
         A static-shape cache in the keras-hub layout, safe inside a compiled
-        `tf.function` / `tf.while_loop` / `jax.jit`:
+        decoding loop (a TensorFlow graph-mode while loop, `jax.jit`):
 
         - `cache = layer.initialize_cache(batch_size, max_length)` returns
           zeros `[B, 2, max_length, K, key_dim]` (keys at index 0, values at

@@ -432,6 +432,63 @@ def beam_search(
     )
 
 
+SEARCH_METHODS = ("greedy", "beam")
+
+
+def check_search_method(method):
+    """Raises `ValueError` unless `method` names a search of this module."""
+    if method not in SEARCH_METHODS:
+        raise ValueError(
+            f"`method` must be one of {SEARCH_METHODS}. Received: "
+            f"method={method!r}"
+        )
+
+
+def search(
+    method,
+    step_fn,
+    initial_state,
+    start_tokens,
+    end_token,
+    max_length,
+    beam_width=4,
+    length_penalty=0.0,
+    context=None,
+    pad_token=0,
+):
+    """Runs `greedy_search` or `beam_search`, chosen by `method`.
+
+    Args:
+        method: `"greedy"` or `"beam"`; `beam_width` and `length_penalty`
+            apply to beam search only. Other arguments as the searches.
+
+    Returns:
+        The search's `DecodeResult`.
+    """
+    check_search_method(method)
+    if method == "greedy":
+        return greedy_search(
+            step_fn,
+            initial_state,
+            start_tokens,
+            end_token,
+            max_length,
+            context=context,
+            pad_token=pad_token,
+        )
+    return beam_search(
+        step_fn,
+        initial_state,
+        start_tokens,
+        end_token,
+        max_length,
+        beam_width=beam_width,
+        length_penalty=length_penalty,
+        context=context,
+        pad_token=pad_token,
+    )
+
+
 def compile_search(search_fn, jit_compile=False, reduce_retracing=True):
     """`tf.function(search_fn)`, optionally XLA-compiled.
 

@@ -11,7 +11,6 @@ PAD_ID = 0
 UNK_ID = 1
 START_ID = 2
 END_ID = 3
-SEARCH_METHODS = ("greedy", "beam")
 
 
 class Translator(keras.Model):
@@ -89,26 +88,13 @@ class Translator(keras.Model):
 
         from zoo import decoding
 
-        if method not in SEARCH_METHODS:
-            raise ValueError(
-                f"`method` must be one of {SEARCH_METHODS}. Received: "
-                f"method={method!r}"
-            )
+        decoding.check_search_method(method)
         source_ids = tf.cast(tf.convert_to_tensor(source_ids), tf.int32)
         max_length = max_length or self.max_target_length
         state, context = self.encode(source_ids, max_length)
         start = tf.fill([tf.shape(source_ids)[0]], self.start_id)
-        if method == "greedy":
-            return decoding.greedy_search(
-                self.decode_step,
-                state,
-                start,
-                self.end_id,
-                max_length,
-                context=context,
-                pad_token=PAD_ID,
-            )
-        return decoding.beam_search(
+        return decoding.search(
+            method,
             self.decode_step,
             state,
             start,
