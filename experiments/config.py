@@ -176,6 +176,19 @@ def register_experiment(name):
     return decorator
 
 
+def register_experiments(table):
+    """Registers every entry of a config module's `EXPERIMENTS` table.
+
+    Args:
+        table: `{name: factory}`, each factory a zero-argument callable
+            returning an `ExperimentConfig` (usually
+            `functools.partial(experiment_fn, model, ...)`), so that every
+            experiment name is written out once, as a literal.
+    """
+    for name, factory in table.items():
+        register_experiment(name)(factory)
+
+
 def _load_named():
     # The named experiments live in `experiments.configs`; import them here
     # (explicitly listed there) so callers never depend on import order.
