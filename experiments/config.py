@@ -15,7 +15,6 @@ import types
 import typing
 
 from experiments.errors import UserError
-from experiments.errors import close_matches
 from experiments.errors import unknown_name_error
 
 
@@ -349,6 +348,10 @@ def _initials(name):
 
 def _similar_keys(key, keys):
     """Close keys: by full key, by last part, or by initials (lr)."""
+    # On the error path only: `layers` imports Keras, which `list` and
+    # `show` never load.
+    from layers.naming import close_matches
+
     matches = close_matches(key, keys, n=3)
     head, _, last = key.rpartition(".")
     for candidate in keys:
@@ -364,10 +367,12 @@ def _similar_keys(key, keys):
 
 def _unknown_key(key, config):
     keys = valid_keys(config)
-    matches = _similar_keys(key, keys)
-    hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-    return UserError(
-        f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(keys)}"
+    return unknown_name_error(
+        "config key",
+        key,
+        keys,
+        f"Valid keys: {', '.join(keys)}",
+        matches=_similar_keys(key, keys),
     )
 
 
