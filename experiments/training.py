@@ -122,11 +122,6 @@ def worker_role(strategy):
     return WorkerRole(task_type, task_id, max(1, workers), chief)
 
 
-def is_chief(strategy):
-    """Whether this worker writes the run folder's shared outputs."""
-    return worker_role(strategy).chief
-
-
 def check_same_epoch(strategy, epoch):
     """Raises UserError unless every worker resumes from `epoch`.
 

@@ -159,9 +159,6 @@ class WordPieceTokenizer(tf.Module):
     def vocab_size(self):
         return len(self.vocab)
 
-    def token_to_id(self, token):
-        return self.vocab.index(token)
-
     # === Tokenisation ===
 
     def _wordpiece(self, words):
