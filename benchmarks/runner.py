@@ -188,7 +188,7 @@ def _spawn(name, quick, device, timeout, tmp_dir):
 
 
 def resolve_names(names):
-    """Benchmark names (or numbers) -> registered names, in issue order.
+    """Benchmark names (or numbers) -> registered names, in number order.
 
     Raises:
         HarnessError: an unknown name (with close matches).

@@ -14,10 +14,14 @@ import os
 import platform
 import re
 
+import keras
 import numpy as np
 
 from experiments import config as config_lib
 from experiments import rundir as rundir_lib
+from experiments import runner
+from experiments import timing
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -65,11 +69,6 @@ def ablate(
     verbose="auto",
 ):
     """Runs the ablation and returns its results dict (see module doc)."""
-    import keras
-
-    from experiments import runner
-    from experiments import timing
-    from experiments import training
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)

@@ -6,6 +6,7 @@ status 2, never a traceback.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -141,9 +142,9 @@ def build_parser():
 
 
 def _list(args):
-    import fnmatch
-
     if args.models:
+        # The commands import what they need when they run, so that `list`
+        # and `--help` never load TensorFlow.
         import zoo
 
         for name in zoo.list_models(args.pattern):
@@ -187,7 +188,7 @@ def _show(args):
 
 
 def _run(args):
-    from experiments import runner
+    from experiments import runner  # TensorFlow: see `_list`
 
     config = runner.resolve(
         args.name,
@@ -220,7 +221,7 @@ def _parse_list(text, kind, convert=str):
 
 
 def _ablate(args):
-    from experiments import ablate
+    from experiments import ablate  # TensorFlow: see `_list`
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -243,7 +244,7 @@ def _ablate(args):
 
 
 def _compare(args):
-    from experiments import compare
+    from experiments import compare  # TensorFlow: see `_list`
 
     compare.compare(
         args.names,

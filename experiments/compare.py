@@ -15,6 +15,7 @@ import time
 
 from experiments import config as config_lib
 from experiments import rundir as rundir_lib
+from experiments import runner
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -79,7 +80,6 @@ def compare(
     verbose="auto",
 ):
     """Runs (or reuses) the experiments and returns the comparison dict."""
-    from experiments import runner
 
     names = expand_names(patterns)
     configs = {name: runner.resolve(name, overrides, epochs) for name in names}

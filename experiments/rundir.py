@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 
 from experiments import config as config_lib
@@ -154,7 +155,6 @@ class RunDir:
         so a kill leaves only such names. With the folder lock held no
         other process writes here: whatever carries them is stale.
         """
-        import shutil
 
         for folder in (self.path, os.path.join(self.path, "checkpoints")):
             if not os.path.isdir(folder):

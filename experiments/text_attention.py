@@ -14,12 +14,15 @@ import argparse
 import os
 import sys
 
+import tensorflow as tf
+
 from experiments.errors import UserError
+from experiments.tasks.text_classification import write_attention_files
+from zoo.text.word_attention import from_outputs
 
 
 def serve(path, texts):
     """The serving outputs (NumPy) of the SavedModel at `path` for `texts`."""
-    import tensorflow as tf
 
     if os.path.isdir(os.path.join(path, "saved_model")):
         path = os.path.join(path, "saved_model")
@@ -45,8 +48,6 @@ def draw(path, texts, out, title=None):
     Returns:
         The JSON-ready records of `write_attention_files`.
     """
-    from experiments.tasks.text_classification import write_attention_files
-    from zoo.text.word_attention import from_outputs
 
     outputs = serve(path, texts)
     attended = from_outputs(texts, outputs)

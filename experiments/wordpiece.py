@@ -82,6 +82,8 @@ def learn_vocabulary(
     Returns:
         The vocabulary, a list of strings (`reserved` first).
     """
+    # Only learning a vocabulary needs tensorflow-text; the tokeniser and
+    # an exported model run on core TensorFlow alone.
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
     words = texts.batch(1024).map(

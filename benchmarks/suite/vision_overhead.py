@@ -9,9 +9,13 @@ same batch, interleaved. Reported as overhead over the plain ResNet-20;
 no goal (the papers claim a small overhead: it is measured here).
 """
 
+import numpy as np
+
 from benchmarks import report
 from benchmarks.registry import Result
 from benchmarks.registry import register_benchmark
+from benchmarks.suite.common import compare
+from experiments.timing import train_step_fn
 
 MODELS = ("resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20")
 BATCH = 32
@@ -31,14 +35,13 @@ def _overhead(m, name, clock):
     "SE / CBAM / ECA step-time overhead over plain ResNet-20",
 )
 def vision_overhead(ctx):
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
-    import numpy as np
 
     import zoo
-    from benchmarks.suite.common import compare
     from experiments import runner
     from experiments import training
-    from experiments.timing import train_step_fn
 
     recipe = runner.resolve("digits_resnet20")
     rng = np.random.default_rng(0)

@@ -28,6 +28,7 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
 from experiments import data as data_lib
@@ -410,8 +411,6 @@ class TranslationTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         results = {}
         translations = {}
         for method in SEARCHES:

@@ -10,6 +10,8 @@ patches of 4 pixels for 32x32 images.
 
 import keras
 
+from layers import GatedMLPBlock
+from layers import PatchEmbedding
 from zoo.image_inputs import check_patch_size
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
@@ -48,8 +50,6 @@ def gmlp(
     >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
     (2, 10)
     """
-    from layers import GatedMLPBlock
-    from layers import PatchEmbedding
 
     check_patch_size(input_shape, patch_size)
     # === Functional Model ===

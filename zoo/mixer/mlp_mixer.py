@@ -9,6 +9,8 @@ and a linear classifier follow.
 
 import keras
 
+from layers import MixerBlock
+from layers import PatchEmbedding
 from zoo.image_inputs import check_patch_size
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
@@ -51,8 +53,6 @@ def mlp_mixer(
     >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
     (2, 10)
     """
-    from layers import MixerBlock
-    from layers import PatchEmbedding
 
     check_patch_size(input_shape, patch_size)
     # === Functional Model ===

@@ -14,6 +14,7 @@ the TensorFlow graph, so an exported model splits text itself.
 import keras
 from keras import ops
 
+from layers import AttentionPooling1D
 from zoo.registry import register_model
 from zoo.text.fold_sentences import FoldSentences
 from zoo.text.recurrent_classifier import bigru_encoder
@@ -80,7 +81,6 @@ def han(
     >>> model(np.array(["Good. Bad!", ""], dtype=object)).shape
     (2, 2)
     """
-    from layers import AttentionPooling1D
 
     check_int("num_classes", num_classes, 2)
     check_int("max_sentences", max_sentences)
