@@ -46,8 +46,9 @@ def gmlp(
         A functional `keras.Model`: uint8 images -> class probabilities.
 
     Example:
+    >>> import numpy as np
     >>> model = gmlp(input_shape=(8, 8, 1), patch_size=2, depth=2)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
 

@@ -49,8 +49,9 @@ def mlp_mixer(
         A functional `keras.Model`: uint8 images -> class probabilities.
 
     Example:
+    >>> import numpy as np
     >>> model = mlp_mixer(input_shape=(8, 8, 1), patch_size=2, depth=2)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
 

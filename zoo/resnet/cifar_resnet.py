@@ -116,8 +116,9 @@ def cifar_resnet(
         class probabilities `[B, num_classes]` (float32).
 
     Example:
+    >>> import numpy as np
     >>> model = cifar_resnet(20, input_shape=(8, 8, 1), num_classes=10)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:

@@ -76,9 +76,10 @@ def han(
         weights `[B, S]`.
 
     Example:
+    >>> import numpy as np
     >>> model = han(vocabulary=["good", "bad"], max_sentences=3,
     ...             sentence_length=5)
-    >>> model(np.array(["Good. Bad!", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["Good. Bad!", ""], dtype=object)).shape)
     (2, 2)
     """
 

@@ -150,9 +150,10 @@ def bigru_classifier(
         `[B, num_classes]`.
 
     Example:
+    >>> import numpy as np
     >>> model = bigru_classifier(vocabulary=["good", "bad"],
     ...                          sequence_length=8)
-    >>> model(np.array(["good film", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
     if pooling not in POOLINGS:

@@ -115,10 +115,11 @@ def transformer_classifier(
         graph (`zoo.text.word_attention` reads them for `"mean"` pooling).
 
     Example:
+    >>> import numpy as np
     >>> model = transformer_classifier(vocabulary=["good", "bad"],
     ...                                sequence_length=8, embedding_dim=16,
     ...                                num_layers=1, ff_dim=16)
-    >>> model(np.array(["good film", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
 
