@@ -359,6 +359,16 @@ def check_features(builder, keys):
             )
 
 
+def with_known_cardinality(dataset):
+    """`dataset` with its size counted once and asserted, so that Keras does
+    not warn about a dataset of unknown size (evaluation pipelines whose
+    filters hide their length)."""
+    import tensorflow as tf
+
+    batches = int(dataset.reduce(0, lambda n, _: n + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
 # ----------------------------------------------------------------------------
 # Training input: a pure function of (seed, epoch), shardable per replica.
 

@@ -14,13 +14,12 @@ paper's VGG conv5_4), vocabulary of words seen at least 5 times.
 import dataclasses
 
 from experiments.config import DataConfig
-from experiments.config import EvalConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
 from experiments.config import register_experiment
+from experiments.configs.seq2seq import Seq2SeqEvalConfig
 
-SEARCHES = ("greedy", "beam")
 # Captioners of the zoo (as `list_models(task="image_captioning")` gives).
 CAPTIONERS = ("show_attend_tell_soft", "show_attend_tell_hard")
 
@@ -64,24 +63,15 @@ class CaptioningDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class CaptioningEvalConfig(EvalConfig):
-    """Evaluation of a captioner.
+class CaptioningEvalConfig(Seq2SeqEvalConfig):
+    """Evaluation of a captioner (see `Seq2SeqEvalConfig`).
 
     Attributes:
-        beam_width: beams of the beam search.
-        length_penalty: GNMT length penalty alpha of the beam search.
-        samples: sample captions written beside their references.
         attention_maps: test images drawn with one attention panel per
             generated word.
-        export_search: search of the exported `serving_default`, `"beam"`
-            or `"greedy"` (the other is a second signature).
     """
 
-    attention_maps: int = 6
     beam_width: int = 3
-    length_penalty: float = 0.0
-    samples: int = 20
-    export_search: str = "beam"
 
 
 def digit_scenes_experiment(model, epochs=8, **model_kwargs):

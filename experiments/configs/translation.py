@@ -12,13 +12,11 @@ Transformer tutorial's size (4 layers, d_model 128, 8 heads, dff 512).
 import dataclasses
 
 from experiments.config import DataConfig
-from experiments.config import EvalConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
 from experiments.config import register_experiment
-
-SEARCHES = ("greedy", "beam")
+from experiments.configs.seq2seq import Seq2SeqEvalConfig
 
 
 @dataclasses.dataclass
@@ -57,29 +55,21 @@ class TranslationDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationEvalConfig(EvalConfig):
-    """Evaluation of a translator.
+class TranslationEvalConfig(Seq2SeqEvalConfig):
+    """Evaluation of a translator (see `Seq2SeqEvalConfig`).
 
     Attributes:
-        beam_width: beams of the beam search.
-        length_penalty: GNMT length penalty alpha of the beam search.
-        samples: sample translations written beside their references.
         attention_maps: sentences whose alignment heatmap is drawn.
         compiled: decode the test split with `tf.function` graphs (eager
             step-by-step decoding when `False`: slower per sentence, but no
             tracing -- for smoke runs).
         jit_compile: XLA-compile the evaluation decoders.
-        export_search: search of the exported model, `"beam"` or
-            `"greedy"` (the other is exported as a second signature).
     """
 
     attention_maps: int = 4
-    beam_width: int = 4
     length_penalty: float = 0.6
-    samples: int = 20
     compiled: bool = True
     jit_compile: bool = False
-    export_search: str = "beam"
 
 
 # Translators of the zoo (as `list_models(task="translation")` gives), for
