@@ -11,9 +11,6 @@ import dataclasses
 import sys
 import time
 
-from layers.naming import UnknownNameError
-from layers.naming import did_you_mean
-
 _REGISTRY = {}
 
 
@@ -85,6 +82,11 @@ def get_benchmark(name):
     by_number = [b for b in _REGISTRY.values() if b.number == name]
     if len(by_number) == 1:
         return by_number[0]
+    # On the error path only: `layers` imports Keras, which `list` never
+    # loads.
+    from layers.naming import UnknownNameError
+    from layers.naming import did_you_mean
+
     raise UnknownNameError(
         f"Unknown benchmark {name!r}.{did_you_mean(name, _REGISTRY)} "
         "`python -m benchmarks list` shows them all."
