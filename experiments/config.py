@@ -29,8 +29,15 @@ class DataConfig:
         train_split: TFDS split trained on (slicing like `"train[:90%]"`
             allowed).
         validation_split: split evaluated after every epoch for the
-            training curves only (no early stopping or checkpoint selection
-            reads it); `""` for none.
+            training curves (no early stopping or checkpoint selection
+            reads it). `"auto"`: the dataset's validation split, or, when
+            it has none, a seeded `validation_fraction` of the training
+            split held out (training uses the rest); `""` for none. Never
+            the test split.
+        validation_fraction: share of the training split held out for
+            validation when the dataset has no validation split.
+        validation_seed: seed choosing the held-out examples (fixed, so
+            every run seed validates on the same examples).
         test_split: split of the final evaluation.
         batch_size: global training batch size (split across replicas).
         eval_batch_size: batch size of evaluation and prediction.
@@ -43,7 +50,9 @@ class DataConfig:
 
     name: str = "digits"
     train_split: str = "train"
-    validation_split: str = ""
+    validation_split: str = "auto"
+    validation_fraction: float = 0.1
+    validation_seed: int = 0
     test_split: str = "test"
     batch_size: int = 128
     eval_batch_size: int = 256

@@ -50,7 +50,7 @@ class CaptioningDataConfig(DataConfig):
     caption_key: str = "caption"
     boxes_key: str = "bboxes"
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str = "auto"
     test_split: str = "test"
     batch_size: int = 64
     eval_batch_size: int = 250

@@ -44,7 +44,7 @@ class TranslationDataConfig(DataConfig):
     source_key: str = "de"
     target_key: str = "en"
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str = "auto"
     test_split: str = "test"
     batch_size: int = 64
     eval_batch_size: int = 128

@@ -225,6 +225,7 @@ class CaptioningTask(Seq2SeqTask):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(builder, {"data.image_key": cfg.image_key})
         _check_nested_key(builder, cfg.caption_key, "data.caption_key")
         if cfg.boxes_key:

@@ -140,6 +140,7 @@ class ImageClassificationTask(ClassificationTask):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(
             builder,
             {"data.image_key": cfg.image_key, "data.label_key": cfg.label_key},

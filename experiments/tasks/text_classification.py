@@ -154,6 +154,7 @@ class TextClassificationTask(ClassificationTask):
         builder = data_lib.load_builder(
             cfg.name, data_dir, cfg.download, builder_kwargs=builder_kwargs
         )
+        cfg = data_lib.resolve_splits(builder, cfg)
         keys = text_keys(cfg)
         data_lib.check_features(
             builder,

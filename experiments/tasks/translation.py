@@ -251,6 +251,7 @@ class TranslationTask(Seq2SeqTask):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(
             builder,
             {
