@@ -258,7 +258,9 @@ def run(
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(model, data, config, run_dir.file("saved_model"))
+            task.export(
+                model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+            )
             export_time = time.perf_counter() - start
         metrics.update(
             {
