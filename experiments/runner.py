@@ -22,6 +22,7 @@ import sys
 import time
 
 from experiments import config as config_lib
+from experiments import report
 from experiments import rundir as rundir_lib
 from experiments.errors import UserError
 from experiments.tasks import get_task
@@ -292,7 +293,9 @@ def run(
             time.perf_counter() - run_start, 2
         )
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
-        _say(task.summary_line(metrics))
+        summary = task.summary_line(metrics)
+        report.write_run_report(run_dir.path, summary)
+        _say(summary)
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics

@@ -79,6 +79,7 @@ def test_run_folder_layout(finished_run):
         "plots/confusion_matrix.png",
         "plots/attention_maps.png",
         "saved_model/1/saved_model.pb",
+        "report.html",
         "checkpoints/training_metadata.json",
     ):
         assert os.path.exists(os.path.join(out, name)), name
