@@ -254,6 +254,11 @@ def run(
                 history,
                 os.path.join(run_dir.folder("plots"), "training_curves.png"),
                 title=f"{name}: {config.model.name}",
+                schedule=plots.sample_schedule(
+                    training.learning_rate(config.train, data.steps_per_epoch),
+                    data.steps_per_epoch,
+                    config.train.epochs,
+                ),
             )
         _save_keras(model, run_dir.file("model.keras"))
         export_time = 0.0
