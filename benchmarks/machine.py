@@ -87,6 +87,25 @@ def load_average():
         return None
 
 
+def load_warning(where, load=None, cores=None):
+    """A warning when the 1-minute load average exceeds the core count.
+
+    Other jobs then compete for the cores: wall times mostly measure
+    waiting, so the numbers are not those of a quiet machine. Returns
+    None on a quiet machine (or where the load is unknown).
+
+    Args:
+        where: what was about to run (e.g. "run start", a benchmark name).
+        load: `load_average()` (read now when None).
+        cores: core count (`cpu_count()` when None).
+    """
+    load = load_average() if load is None else load
+    cores = cpu_count() if cores is None else cores
+    if not load or load[0] <= cores:
+        return None
+    return f"{where}: 1-minute load average {load[0]} > {cores} cores"
+
+
 def describe(label=None):
     """The hardware/software record written into every results file."""
     return {

@@ -15,7 +15,6 @@ import types
 import typing
 
 from experiments.errors import UserError
-from experiments.errors import close_matches
 from experiments.errors import unknown_name_error
 
 
@@ -185,6 +184,19 @@ def register_experiment(name):
     return decorator
 
 
+def register_experiments(table):
+    """Registers every entry of a config module's `EXPERIMENTS` table.
+
+    Args:
+        table: `{name: factory}`, each factory a zero-argument callable
+            returning an `ExperimentConfig` (usually
+            `functools.partial(experiment_fn, model, ...)`), so that every
+            experiment name is written out once, as a literal.
+    """
+    for name, factory in table.items():
+        register_experiment(name)(factory)
+
+
 def _load_named():
     # The named experiments live in `experiments.configs`; import them here
     # (explicitly listed there) so callers never depend on import order.
@@ -345,6 +357,10 @@ def _initials(name):
 
 def _similar_keys(key, keys):
     """Close keys: by full key, by last part, or by initials (lr)."""
+    # On the error path only: `layers` imports Keras, which `list` and
+    # `show` never load.
+    from layers.naming import close_matches
+
     matches = close_matches(key, keys, n=3)
     head, _, last = key.rpartition(".")
     for candidate in keys:
@@ -360,10 +376,12 @@ def _similar_keys(key, keys):
 
 def _unknown_key(key, config):
     keys = valid_keys(config)
-    matches = _similar_keys(key, keys)
-    hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-    return UserError(
-        f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(keys)}"
+    return unknown_name_error(
+        "config key",
+        key,
+        keys,
+        f"Valid keys: {', '.join(keys)}",
+        matches=_similar_keys(key, keys),
     )
 
 

@@ -12,7 +12,8 @@ import socket
 from collections.abc import Callable
 
 from experiments.errors import UserError
-from experiments.errors import close_matches
+from experiments.errors import unknown_name_error
+from layers.naming import close_matches
 
 # Hosts TFDS downloads official datasets from (most are mirrored on GCS).
 _PROBE_HOSTS = (("storage.googleapis.com", 443),)
@@ -135,13 +136,15 @@ def load_builder(name, data_dir=None, download=True, builder_kwargs=None):
         )
     except tfds.core.DatasetNotFoundError:
         known = tfds.list_builders(with_community_datasets=False)
-        matches = close_matches(name.split("/")[0], known)
-        hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-        raise UserError(
-            f"Unknown dataset {name!r}.{hint} Use an official TFDS name "
-            f"(https://www.tensorflow.org/datasets/catalog), one of the "
+        raise unknown_name_error(
+            "dataset",
+            name,
+            known,
+            "Use an official TFDS name "
+            "(https://www.tensorflow.org/datasets/catalog), one of the "
             f"project's datasets ({', '.join(own_builder_names())}), or the "
-            "path of a prepared TFDS dataset directory."
+            "path of a prepared TFDS dataset directory.",
+            matches=close_matches(name.split("/")[0], known),
         ) from None
     except Exception as err:  # noqa: BLE001  (bad config names, versions)
         raise UserError(f"Cannot open dataset {name!r}: {err}") from None

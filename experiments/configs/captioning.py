@@ -12,16 +12,14 @@ paper's VGG conv5_4), vocabulary of words seen at least 5 times.
 """
 
 import dataclasses
+from functools import partial
 
 from experiments.config import DataConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
-from experiments.config import register_experiment
+from experiments.config import register_experiments
 from experiments.configs.seq2seq import Seq2SeqEvalConfig
-
-# Captioners of the zoo (as `list_models(task="image_captioning")` gives).
-CAPTIONERS = ("show_attend_tell_soft", "show_attend_tell_hard")
 
 
 @dataclasses.dataclass
@@ -160,12 +158,15 @@ def coco_experiment(model, epochs=20):
     )
 
 
-def _register(name, factory, *args, **kwargs):
-    register_experiment(name)(lambda: factory(*args, **kwargs))
-
-
 # === Named experiments ===
-_register("digit_scenes_soft", digit_scenes_experiment, "show_attend_tell_soft")
-_register("digit_scenes_hard", digit_scenes_experiment, "show_attend_tell_hard")
-_register("coco_captions", coco_experiment, "show_attend_tell_soft")
-_register("coco_captions_hard", coco_experiment, "show_attend_tell_hard")
+EXPERIMENTS = {
+    "digit_scenes_soft": partial(
+        digit_scenes_experiment, "show_attend_tell_soft"
+    ),
+    "digit_scenes_hard": partial(
+        digit_scenes_experiment, "show_attend_tell_hard"
+    ),
+    "coco_captions": partial(coco_experiment, "show_attend_tell_soft"),
+    "coco_captions_hard": partial(coco_experiment, "show_attend_tell_hard"),
+}
+register_experiments(EXPERIMENTS)

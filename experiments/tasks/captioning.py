@@ -33,10 +33,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import zoo
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
-from experiments.configs.captioning import CAPTIONERS
 from experiments.configs.seq2seq import SEARCHES
 from experiments.errors import UserError
 from experiments.tasks.base import TaskData
@@ -331,7 +331,8 @@ class CaptioningTask(Seq2SeqTask):
         )
 
     def ablation_models(self, config):
-        return list(CAPTIONERS)
+        # Every captioner of the zoo (soft and hard attention).
+        return zoo.list_models(task=self.name)
 
     # --- Model ----------------------------------------------------------
     def model_defaults(self, config, data):

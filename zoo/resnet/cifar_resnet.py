@@ -27,6 +27,11 @@ def _attention_block(attention, attention_kwargs, name):
     return cls(**(attention_kwargs or {}), name=name)
 
 
+def _label(attention):
+    # A Layer class given as `attention` names its blocks by its class name.
+    return attention.__name__ if isinstance(attention, type) else attention
+
+
 def _bn(name):
     # Momentum 0.9 (PyTorch's 0.1): moving statistics settle within a few
     # hundred steps, which matters on small datasets such as digits.
@@ -56,7 +61,7 @@ def _basic_block(
     if attention not in (None, "non_local"):
         # SE / CBAM / ECA recalibrate the residual branch before the sum.
         y = _attention_block(
-            attention, attention_kwargs, f"{name}_{attention}"
+            attention, attention_kwargs, f"{name}_{_label(attention)}"
         )(y)
     if strides != 1 or x.shape[-1] != filters:
         if shortcut == "zero_pad":
@@ -150,7 +155,7 @@ def cifar_resnet(
         )
     blocks_per_stage = (depth - 2) // 6
     prefix = {None: "", "non_local": "nonlocal_"}.get(
-        attention, f"{attention}_"
+        attention, f"{_label(attention)}_"
     )
     name = name or f"{prefix}resnet{depth}"
 
