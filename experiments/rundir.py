@@ -10,7 +10,8 @@ Layout of a run folder (every task):
                        `experiments.training.RunCheckpoint`)
     workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
-    saved_model/       the exported SavedModel (atomic)
+    saved_model/1/     the exported SavedModel (atomic), in the numbered
+                       version folder TF Serving's model_base_path expects
     plots/             PNG figures
     *.txt / *.md       task reports (e.g. classification_report.txt)
 """
@@ -25,6 +26,10 @@ import tempfile
 
 from experiments import config as config_lib
 from experiments.errors import UserError
+
+# Where a run exports its SavedModel: version 1 under `saved_model/`, so the
+# `saved_model/` folder is a TF Serving `model_base_path` as it is.
+SAVED_MODEL = os.path.join("saved_model", "1")
 
 
 def write_json(path, data):
@@ -156,7 +161,11 @@ class RunDir:
         other process writes here: whatever carries them is stale.
         """
 
-        for folder in (self.path, os.path.join(self.path, "checkpoints")):
+        folders = [self.path] + [
+            os.path.join(self.path, sub)
+            for sub in ("checkpoints", "saved_model")
+        ]
+        for folder in folders:
             if not os.path.isdir(folder):
                 continue
             for name in os.listdir(folder):

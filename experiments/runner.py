@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 
 from experiments import config as config_lib
 from experiments import plots
+from experiments import report
 from experiments import rundir as rundir_lib
 from experiments import training
 from experiments.errors import UserError
@@ -248,12 +249,19 @@ def run(
                 history,
                 os.path.join(run_dir.folder("plots"), "training_curves.png"),
                 title=f"{name}: {config.model.name}",
+                schedule=plots.sample_schedule(
+                    training.learning_rate(config.train, data.steps_per_epoch),
+                    data.steps_per_epoch,
+                    config.train.epochs,
+                ),
             )
         _save_keras(model, run_dir.file("model.keras"))
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(model, data, config, run_dir.file("saved_model"))
+            task.export(
+                model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+            )
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -285,7 +293,9 @@ def run(
             time.perf_counter() - run_start, 2
         )
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
-        _say(task.summary_line(metrics))
+        summary = task.summary_line(metrics)
+        report.write_run_report(run_dir.path, summary)
+        _say(summary)
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics

@@ -55,7 +55,7 @@ def test_movie_sentences_reaches_the_targets(tmp_path):
     baseline = metrics["baseline_tfidf_logreg"]["test_accuracy"]
     assert metrics["test_accuracy"] >= baseline
     for name in (
-        "saved_model/saved_model.pb",
+        "saved_model/1/saved_model.pb",
         "plots/confusion_matrix.png",
         "plots/word_attention.png",
         "plots/word_attention.html",
