@@ -7,5 +7,6 @@ from benchmarks.suite import matmul
 from benchmarks.suite import score_attention
 from benchmarks.suite import self_attention
 from benchmarks.suite import serving
+from benchmarks.suite import time_to_accuracy
 from benchmarks.suite import transformer_mfu
 from benchmarks.suite import vision_overhead
