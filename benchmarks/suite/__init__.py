@@ -1,6 +1,7 @@
 """Every benchmark of the harness; importing this package registers them."""
 
 from benchmarks.suite import decoding
+from benchmarks.suite import gpu_attention
 from benchmarks.suite import input_pipeline
 from benchmarks.suite import long_sequences
 from benchmarks.suite import matmul
