@@ -136,7 +136,7 @@ def time_to_accuracy(ctx):
     rows, goals, measurements, skipped = [], [], {}, []
     with tempfile.TemporaryDirectory(prefix="tta-") as out_root:
         for experiment, ours, theirs, target in CASES:
-            target = ctx.pick(target, 0.5)
+            target = ctx.pick(target, 0.3)
             runs = {ours: [], theirs: []}
             try:
                 for seed in seeds:  # contenders interleaved seed by seed
