@@ -86,6 +86,8 @@ def _blocking_keys(text):
         for i in range(len(words)):
             yield " ".join(words[:i] + ["*"] + words[i + 1 :])
             yield " ".join(words[:i] + words[i + 1 :])
+        if len(words) == 3:
+            yield "^" + " ".join(word[:3] for word in words)
     else:
         # Short texts: themselves (a longer text one word away has this
         # key) and their word prefixes (inflections, small edits).
