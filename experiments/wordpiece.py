@@ -29,6 +29,10 @@ import tensorflow as tf
 
 from zoo.tokens import RESERVED_TOKENS
 
+# Names the vocabulary learner (part of the vocabulary cache key, so a
+# vocabulary learnt by another learner is not reused).
+LEARNER = "wordpiece-hf-tokenizers-v1"
+
 SUFFIX = "##"
 
 # Characters that become tokens of their own: punctuation, symbols and CJK
