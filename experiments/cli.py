@@ -12,6 +12,7 @@ import os
 import sys
 
 from experiments import config as config_lib
+from experiments import predict
 from experiments.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -109,6 +110,8 @@ def build_parser():
         default=50,
         help="step-timing rounds (each times 2 steps of every model)",
     )
+
+    predict.add_parser(sub)
 
     p_compare = sub.add_parser(
         "compare",
@@ -264,6 +267,7 @@ COMMANDS = {
     "run": _run,
     "ablate": _ablate,
     "compare": _compare,
+    "predict": predict.main,
 }
 
 
