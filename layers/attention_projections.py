@@ -10,6 +10,8 @@ projection. `output_kernel [N*Hv, out]` maps the heads back.
 
 from keras import ops
 
+from layers.initializers import clone_initializer
+
 
 class ProjectionsMixin:
     """Weights and projections of `MultiHeadAttention` (a mixin).
@@ -21,11 +23,16 @@ class ProjectionsMixin:
 
     def _block_initializer(self, widths):
         """Initialises each projection block of a fused kernel separately."""
-        initializer = self.kernel_initializer
+        initializers = [
+            clone_initializer(self.kernel_initializer) for _ in widths
+        ]
 
         def init(shape, dtype=None):
             return ops.concatenate(
-                [initializer((shape[0], w), dtype=dtype) for w in widths],
+                [
+                    initializer((shape[0], w), dtype=dtype)
+                    for initializer, w in zip(initializers, widths)
+                ],
                 axis=-1,
             )
 
@@ -38,7 +45,7 @@ class ProjectionsMixin:
             initializer=(
                 self._block_initializer(widths)
                 if widths
-                else self.kernel_initializer
+                else clone_initializer(self.kernel_initializer)
             ),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
@@ -50,7 +57,7 @@ class ProjectionsMixin:
         return self.add_weight(
             name=name,
             shape=(size,),
-            initializer=self.bias_initializer,
+            initializer=clone_initializer(self.bias_initializer),
             regularizer=self.bias_regularizer,
             constraint=self.bias_constraint,
         )
