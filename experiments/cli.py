@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 
 from experiments import config as config_lib
+from experiments import predict
 from experiments.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -177,6 +178,8 @@ def build_parser():
         help="step-timing rounds (each times 2 steps of every model)",
     )
 
+    predict.add_parser(sub)
+
     p_compare = sub.add_parser(
         "compare",
         help="run several experiments (wildcards allowed) and tabulate "
@@ -245,6 +248,8 @@ def _shell_lines(command, width=LIST_WIDTH - 6):
 
 
 def _list_models(args):
+    # Commands import TensorFlow only when they need it, so that `list`
+    # and `--help` answer at once.
     _start_tensorflow()
     import zoo
 
@@ -426,12 +431,18 @@ def _compare(args):
     return 0
 
 
+def _predict(args):
+    _start_tensorflow()
+    return predict.main(args)
+
+
 COMMANDS = {
     "list": _list,
     "show": _show,
     "run": _run,
     "ablate": _ablate,
     "compare": _compare,
+    "predict": _predict,
 }
 
 

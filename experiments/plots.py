@@ -8,8 +8,11 @@ import textwrap
 import matplotlib
 
 matplotlib.use("Agg")
+import html
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
@@ -321,7 +324,6 @@ def word_attention_html(examples, captions=None, title=""):
     Returns:
         The HTML document as a string.
     """
-    import html
 
     parts = [
         "<!DOCTYPE html>",
@@ -422,7 +424,6 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
             of the caption's words, outlined on the panel of word `j`.
         title: figure title.
     """
-    from matplotlib.patches import Rectangle
 
     image = np.asarray(image)
     maps = np.asarray(maps, "float32")

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 
 from experiments import config as config_lib
@@ -84,6 +85,25 @@ def create_unique(root, stem):
     raise UserError(f"Could not create a unique run folder under {root!r}")
 
 
+def finished_metrics(path, config):
+    """The metrics of the finished run of `config` in folder `path`.
+
+    Returns:
+        The `metrics.json` dict when the folder holds a finished run
+        (`metrics.json` is written last) whose `config.json` equals
+        `config`; `None` otherwise.
+    """
+    metrics_path = os.path.join(path, "metrics.json")
+    config_path = os.path.join(path, "config.json")
+    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
+        return None
+    with open(config_path) as f:
+        if json.load(f) != config_lib.to_dict(config):
+            return None
+    with open(metrics_path) as f:
+        return json.load(f)
+
+
 class RunDir:
     """An open, locked run folder; use as a context manager.
 
@@ -140,7 +160,6 @@ class RunDir:
         so a kill leaves only such names. With the folder lock held no
         other process writes here: whatever carries them is stale.
         """
-        import shutil
 
         folders = [self.path] + [
             os.path.join(self.path, sub)
@@ -197,10 +216,6 @@ class RunDir:
         path = os.path.join(self.path, *parts)
         os.makedirs(path, exist_ok=True)
         return path
-
-    @property
-    def is_complete(self):
-        return os.path.exists(self.file("metrics.json"))
 
 
 class WorkerDir(RunDir):

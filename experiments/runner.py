@@ -21,11 +21,18 @@ import platform
 import sys
 import time
 
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
 from experiments import config as config_lib
+from experiments import plots
 from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tensorboard import ScalarLogger
 
 
 def _say(message):
@@ -33,10 +40,6 @@ def _say(message):
 
 
 def _versions():
-    import keras
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -47,14 +50,11 @@ def _versions():
 
 
 def _devices():
-    import tensorflow as tf
-
     return [d.device_type for d in tf.config.list_physical_devices()]
 
 
 def check_train_config(train):
     """Cheap checks of `TrainConfig` values before any data is read."""
-    from experiments import training
 
     if train.optimizer not in training.OPTIMIZERS:
         raise UserError(
@@ -110,11 +110,6 @@ def run(
         UserError: any problem the user can fix (exit status 2 on the
             command line).
     """
-    import keras
-
-    from experiments import plots
-    from experiments import training
-    from experiments.tensorboard import ScalarLogger
 
     run_start = time.perf_counter()
     task = get_task(config.task)
@@ -327,7 +322,6 @@ def _verbosity(verbose):
 
 def _save_keras(model, path):
     """Saves the `.keras` model atomically (temporary name, then rename)."""
-    from experiments import training
 
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
     try:

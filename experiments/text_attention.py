@@ -15,7 +15,11 @@ import argparse
 import os
 import sys
 
+import tensorflow as tf
+
 from experiments.errors import UserError
+from experiments.tasks.text_classification import write_attention_files
+from zoo.text.word_attention import from_outputs
 
 
 def _saved_model_folder(path):
@@ -38,7 +42,6 @@ def _saved_model_folder(path):
 
 def serve(path, texts):
     """The serving outputs (NumPy) of the SavedModel at `path` for `texts`."""
-    import tensorflow as tf
 
     path = _saved_model_folder(path)
     signature = tf.saved_model.load(path).signatures["serving_default"]
@@ -58,8 +61,6 @@ def draw(path, texts, out, title=None):
     Returns:
         The JSON-ready records of `write_attention_files`.
     """
-    from experiments.tasks.text_classification import write_attention_files
-    from zoo.text.word_attention import from_outputs
 
     outputs = serve(path, texts)
     attended = from_outputs(texts, outputs)

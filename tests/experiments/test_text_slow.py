@@ -49,7 +49,7 @@ def test_movie_sentences_reaches_the_targets(tmp_path):
         metrics = json.load(f)
     assert metrics["data"]["num_train_examples"] == 8455
     assert metrics["num_test_examples"] == 1056
-    # Issue 5: >= 76% (Kim 2014 CNN-rand: 76.1%) and not below the
+    # The target: >= 76% (Kim 2014 CNN-rand: 76.1%) and not below the
     # same-run TF-IDF + logistic regression baseline.
     assert metrics["test_accuracy"] >= 0.76
     baseline = metrics["baseline_tfidf_logreg"]["test_accuracy"]
