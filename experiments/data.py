@@ -283,6 +283,15 @@ def resolve_splits(builder, cfg):
     return cfg
 
 
+def split_names(cfg):
+    """The splits a resolved `cfg` reads, for `metrics.json`."""
+    return {
+        "train_split": str(cfg.train_split),
+        "validation_split": str(cfg.validation_split),
+        "test_split": str(cfg.test_split),
+    }
+
+
 def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
     """`(dataset, num_examples)` of a (possibly sliced) split.
 
