@@ -188,7 +188,7 @@ def _show(args):
 
 
 def _run(args):
-    from experiments import runner  # TensorFlow: see `_list`
+    from experiments import runner  # loads TensorFlow: only when run
 
     config = runner.resolve(
         args.name,
@@ -221,7 +221,7 @@ def _parse_list(text, kind, convert=str):
 
 
 def _ablate(args):
-    from experiments import ablate  # TensorFlow: see `_list`
+    from experiments import ablate  # loads TensorFlow: only when run
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -244,7 +244,7 @@ def _ablate(args):
 
 
 def _compare(args):
-    from experiments import compare  # TensorFlow: see `_list`
+    from experiments import compare  # loads TensorFlow: only when run
 
     compare.compare(
         args.names,
