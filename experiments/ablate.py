@@ -177,13 +177,9 @@ def ablate(
         "rows": rows,
         "notes": task.ablation_notes(results),
     }
-    rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
-    table = markdown_table(summary)
-    rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
-    print("\n" + table, flush=True)
-    print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
-    summary["out"] = out
-    return summary
+    return rundir_lib.write_summary(
+        out, "ablation", summary, markdown_table(summary)
+    )
 
 
 def _timing_columns(times, model, reference):

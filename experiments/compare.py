@@ -137,10 +137,6 @@ def compare(
         },
         "rows": rows,
     }
-    rundir_lib.write_json(os.path.join(out, "comparison.json"), summary)
-    table = markdown_table(summary)
-    rundir_lib.write_text(os.path.join(out, "comparison.md"), table)
-    print("\n" + table, flush=True)
-    print(f"Written to {os.path.join(out, 'comparison.md')}", flush=True)
-    summary["out"] = out
-    return summary
+    return rundir_lib.write_summary(
+        out, "comparison", summary, markdown_table(summary)
+    )
