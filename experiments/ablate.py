@@ -180,14 +180,9 @@ def ablate(
         "rows": rows,
         "notes": task.ablation_notes(results),
     }
-    rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
-    rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
     report.write_summary_report(out, f"Ablation of {name}", table, run_dirs)
-    print("\n" + table, flush=True)
-    print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
-    summary["out"] = out
-    return summary
+    return rundir_lib.write_summary(out, "ablation", summary, table)
 
 
 def _timing_columns(times, model, reference):

@@ -85,6 +85,21 @@ def create_unique(root, stem):
     raise UserError(f"Could not create a unique run folder under {root!r}")
 
 
+def write_summary(out, stem, summary, table):
+    """Writes a multi-run summary: `<stem>.json` and the markdown `table`
+    as `<stem>.md` in folder `out`; prints the table.
+
+    Returns:
+        `summary` with `"out"` set to `out`.
+    """
+    write_json(os.path.join(out, f"{stem}.json"), summary)
+    write_text(os.path.join(out, f"{stem}.md"), table)
+    print("\n" + table, flush=True)
+    print(f"Written to {os.path.join(out, stem + '.md')}", flush=True)
+    summary["out"] = out
+    return summary
+
+
 def finished_metrics(path, config):
     """The metrics of the finished run of `config` in folder `path`.
 

@@ -4,6 +4,7 @@ with soft or stochastic hard attention (Xu et al. 2015)."""
 import keras
 
 from layers import PositionEmbedding
+from layers.validation import check_positive_int
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.registry import register_model
@@ -154,15 +155,7 @@ class ShowAttendTell(Captioner):
     ):
         input_shape = _check_shape(input_shape)
         encoder_filters = _check_filters(encoder_filters)
-        if (
-            isinstance(convs_per_stage, bool)
-            or not isinstance(convs_per_stage, int)
-            or convs_per_stage < 1
-        ):
-            raise ValueError(
-                "`convs_per_stage` expected a positive integer. Received: "
-                f"convs_per_stage={convs_per_stage!r}"
-            )
+        check_positive_int("convs_per_stage", convs_per_stage)
         stages = len(encoder_filters)
         rows = input_shape[0] // 2**stages
         cols = input_shape[1] // 2**stages
