@@ -107,7 +107,19 @@ class ShowAttendTell(Captioner):
         entropy_weight: entropy bonus weight (hard).
         baseline_decay: moving-average baseline decay (hard).
         expectation_probability: probability of the expected context per
-            training image (hard).
+            training image (hard, after the curriculum).
+        estimator: `"reinforce"` or `"gumbel"` (hard): how the attention
+            network learns from the discrete locations (REINFORCE, or
+            straight-through Gumbel-softmax).
+        baseline: `"learned"` (normalised rewards to go minus a baseline
+            learned from the decoder state) or `"moving_average"` (the
+            paper's) (hard, REINFORCE).
+        anneal_steps: training steps of the soft-to-hard curriculum (hard;
+            0: none): the expected-context probability falls from 1 to
+            `expectation_probability`, the entropy bonus to 0.
+        temperature: Gumbel-softmax temperature (hard, gumbel).
+        stop_key_gradient: the attention scores read the annotation
+            vectors through a stop gradient (hard).
         seed: seed of sampling and dropout.
         start_id, end_id, max_caption_length: see `Captioner`.
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -146,6 +158,11 @@ class ShowAttendTell(Captioner):
         entropy_weight=0.01,
         baseline_decay=0.9,
         expectation_probability=0.5,
+        estimator="reinforce",
+        baseline="learned",
+        anneal_steps=0,
+        temperature=1.0,
+        stop_key_gradient=False,
         seed=None,
         start_id=START_ID,
         end_id=END_ID,
@@ -198,6 +215,11 @@ class ShowAttendTell(Captioner):
             entropy_weight=entropy_weight,
             baseline_decay=baseline_decay,
             expectation_probability=expectation_probability,
+            estimator=estimator,
+            baseline=baseline,
+            anneal_steps=anneal_steps,
+            temperature=temperature,
+            stop_key_gradient=stop_key_gradient,
             pad_id=PAD_ID,
             end_id=end_id,
             seed=seed,
@@ -234,6 +256,11 @@ class ShowAttendTell(Captioner):
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.expectation_probability = expectation_probability
+        self.estimator = estimator
+        self.baseline = baseline
+        self.anneal_steps = anneal_steps
+        self.temperature = temperature
+        self.stop_key_gradient = stop_key_gradient
         self.seed = seed
         self._grid = (rows, cols)
 
@@ -282,6 +309,11 @@ class ShowAttendTell(Captioner):
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
             "expectation_probability": self.expectation_probability,
+            "estimator": self.estimator,
+            "baseline": self.baseline,
+            "anneal_steps": self.anneal_steps,
+            "temperature": self.temperature,
+            "stop_key_gradient": self.stop_key_gradient,
             "seed": self.seed,
         }
 
@@ -298,8 +330,12 @@ def show_attend_tell_soft(vocab_size=1000, input_shape=(48, 48, 1), **kwargs):
 
 @register_model(task="image_captioning", inputs=INPUTS, paper=PAPER)
 def show_attend_tell_hard(vocab_size=1000, input_shape=(48, 48, 1), **kwargs):
-    """Stochastic hard attention trained with REINFORCE, moving-average
-    baseline and entropy bonus (Xu et al. 2015, §4.1)."""
+    """Stochastic hard attention (Xu et al. 2015, §4.1), trained with
+    REINFORCE (`estimator="reinforce"`: learned state-conditioned baseline
+    on normalised rewards to go, entropy bonus, expected context with
+    probability 0.5) or straight-through Gumbel-softmax
+    (`estimator="gumbel"`); `anneal_steps` adds a soft-to-hard
+    curriculum."""
     kwargs.setdefault("name", "show_attend_tell_hard")
     return ShowAttendTell(
         vocab_size, input_shape=input_shape, attention="hard", **kwargs
