@@ -157,12 +157,14 @@ class HardAttentionObjective(keras.layers.Layer):
         self.baseline_decay = float(baseline_decay)
         self.expectation_probability = float(expectation_probability)
         self.anneal_steps = anneal_steps
-        self.baseline_dense = keras.layers.Dense(
-            1,
-            kernel_initializer="zeros",
-            dtype=self.dtype_policy,
-            name="baseline",
-        )
+        self.baseline_dense = None
+        if estimator == "reinforce" and baseline == "learned":
+            self.baseline_dense = keras.layers.Dense(
+                1,
+                kernel_initializer="zeros",
+                dtype=self.dtype_policy,
+                name="baseline",
+            )
 
     def build(self, units):
         def counter(name):
@@ -177,7 +179,8 @@ class HardAttentionObjective(keras.layers.Layer):
         self.reward_average = counter("reward_average")
         self.reward_square_average = counter("reward_square_average")
         self.reward_updates = counter("reward_updates")
-        self.baseline_dense.build((None, units))
+        if self.baseline_dense is not None:
+            self.baseline_dense.build((None, units))
         self.built = True
 
     # === Curriculum ===
