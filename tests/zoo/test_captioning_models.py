@@ -30,11 +30,23 @@ TINY = dict(
     input_shape=(16, 16, 1),
     encoder_filters=(4, 8),
     convs_per_stage=1,
+    seed=1,
     embedding_dim=8,
     units=8,
     attention_units=8,
     dropout=0.0,
-    seed=1,
+)
+# The Transformer decoder's sizes instead of the LSTM decoder's.
+TINY_TRANSFORMER = dict(
+    vocab_size=14,
+    input_shape=(16, 16, 1),
+    encoder_filters=(4, 8),
+    convs_per_stage=1,
+    num_layers=1,
+    model_dim=8,
+    num_heads=2,
+    ff_dim=16,
+    dropout=0.0,
 )
 IMAGES = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 1), "uint8")
 TARGET_IN = np.array([[2, 5, 6, 7], [2, 8, 9, 0]], "int32")
@@ -46,11 +58,16 @@ def _inputs():
 
 
 def _build(name, **kwargs):
-    return zoo.build(name, **{**TINY, **kwargs})
+    tiny = TINY_TRANSFORMER if name.startswith("transformer") else TINY
+    return zoo.build(name, **{**tiny, **kwargs})
 
 
 def test_registry_lists_the_captioners():
-    assert set(CAPTIONERS) >= {"show_attend_tell_soft", "show_attend_tell_hard"}
+    assert set(CAPTIONERS) >= {
+        "show_attend_tell_soft",
+        "show_attend_tell_hard",
+        "transformer_captioner",
+    }
     for name in CAPTIONERS:
         info = zoo.get_model_info(name)
         assert info.task == "image_captioning"
@@ -368,6 +385,7 @@ def test_docstring_examples_run():
     run_docstring_example(zoo.captioning.ShowAttendTell)
     run_docstring_example(ShowAttendTellDecoder)
     run_docstring_example(HardAttentionObjective)
+    run_docstring_example(zoo.captioning.TransformerCaptioner)
 
 
 def test_invalid_arguments():
@@ -391,5 +409,9 @@ def test_invalid_arguments():
         _build("show_attend_tell_soft", input_shape=(16, 16))
     with pytest.raises(ValueError, match="encoder_filters"):
         _build("show_attend_tell_soft", encoder_filters=())
+    with pytest.raises(ValueError, match="num_heads=3"):
+        _build("transformer_captioner", num_heads=3)
+    with pytest.raises(ValueError, match="convs_per_stage=0"):
+        _build("transformer_captioner", convs_per_stage=0)
     with pytest.raises(KeyError, match="show_attend_tell_soft"):
         zoo.build("show_attend_tell_sotf")

@@ -46,6 +46,39 @@ def _check_filters(filters):
     return filters
 
 
+def check_encoder(input_shape, encoder_filters, convs_per_stage):
+    """Validated `(input_shape, encoder_filters)` of `cnn_encoder` (tuples);
+    `ValueError` naming the bad argument otherwise."""
+    input_shape = _check_shape(input_shape)
+    encoder_filters = _check_filters(encoder_filters)
+    if (
+        isinstance(convs_per_stage, bool)
+        or not isinstance(convs_per_stage, int)
+        or convs_per_stage < 1
+    ):
+        raise ValueError(
+            "`convs_per_stage` expected a positive integer. Received: "
+            f"convs_per_stage={convs_per_stage!r}"
+        )
+    annotation_grid(input_shape, encoder_filters)
+    return input_shape, encoder_filters
+
+
+def annotation_grid(input_shape, encoder_filters):
+    """`(rows, cols)` of `cnn_encoder`'s feature map (each stage halves)."""
+    stages = len(encoder_filters)
+    rows = input_shape[0] // 2**stages
+    cols = input_shape[1] // 2**stages
+    if rows < 1 or cols < 1:
+        raise ValueError(
+            f"{stages} pooling stages shrink a {input_shape[0]}x"
+            f"{input_shape[1]} image to nothing: use fewer "
+            f"encoder_filters or larger images. Received: "
+            f"input_shape={input_shape}, encoder_filters={encoder_filters}"
+        )
+    return rows, cols
+
+
 def cnn_encoder(input_shape, filters, convs_per_stage, name="encoder"):
     """Small VGG-style CNN: per stage `convs_per_stage` 3x3 conv-BN-ReLU
     layers, then 2x2 max pooling; returns the feature map `[h, w, D]`
@@ -169,27 +202,10 @@ class ShowAttendTell(Captioner):
         max_caption_length=24,
         **kwargs,
     ):
-        input_shape = _check_shape(input_shape)
-        encoder_filters = _check_filters(encoder_filters)
-        if (
-            isinstance(convs_per_stage, bool)
-            or not isinstance(convs_per_stage, int)
-            or convs_per_stage < 1
-        ):
-            raise ValueError(
-                "`convs_per_stage` expected a positive integer. Received: "
-                f"convs_per_stage={convs_per_stage!r}"
-            )
-        stages = len(encoder_filters)
-        rows = input_shape[0] // 2**stages
-        cols = input_shape[1] // 2**stages
-        if rows < 1 or cols < 1:
-            raise ValueError(
-                f"{stages} pooling stages shrink a {input_shape[0]}x"
-                f"{input_shape[1]} image to nothing: use fewer "
-                f"encoder_filters or larger images. Received: "
-                f"input_shape={input_shape}, encoder_filters={encoder_filters}"
-            )
+        input_shape, encoder_filters = check_encoder(
+            input_shape, encoder_filters, convs_per_stage
+        )
+        rows, cols = annotation_grid(input_shape, encoder_filters)
 
         # === Layers ===
         self.encoder = cnn_encoder(
