@@ -239,7 +239,7 @@ def test_learned_baseline_term_matches_the_formula():
         weights = mask * sampled[:, None]
         reinforce = (
             -((normalised - predicted) * x["log_probs"] * weights).sum()
-            / weights.sum()
+            / mask.sum()
         )
         regression = ((predicted - normalised) ** 2 * mask).sum() / mask.sum()
         bonus = -0.1 * (x["entropy"] * mask).sum() / mask.sum()

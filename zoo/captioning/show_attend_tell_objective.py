@@ -85,8 +85,9 @@ class HardAttentionObjective(keras.layers.Layer):
       decoder state by regression (a dense layer on the state, no gradient
       into the state); loss per word
       `-(R_t - b_t) log p(s_t) - entropy_weight * H[alpha_t]` averaged over
-      the caption's words (the scale of the word cross-entropy), plus the
-      baseline's squared error.
+      the batch's words (the scale of the word cross-entropy; words of
+      images on the expected context count with a zero REINFORCE term),
+      plus the baseline's squared error.
 
     Only images trained on sampled locations get a REINFORCE term.
     `estimator="gumbel"`: no REINFORCE term (the gradient reaches the
@@ -263,7 +264,12 @@ class HardAttentionObjective(keras.layers.Layer):
         predicted = self.baseline_dense(ops.stop_gradient(previous_h))
         predicted = ops.cast(predicted[..., 0], "float32")  # [B, T]
         advantage = ops.stop_gradient(normalised - predicted)
-        reinforce = -masked_mean(advantage * log_probs, mask * sampled[:, None])
+        # Averaged over all the batch's words, so the term shrinks with
+        # the share of sampled images (as the cross-entropy's gradient
+        # through them does) rather than growing noisier.
+        reinforce = -masked_mean(
+            advantage * log_probs * sampled[:, None], mask
+        )
         regression = masked_mean(ops.square(predicted - normalised), mask)
         bonus = -entropy_weight * masked_mean(entropy, mask)
         return self.reinforce_weight * reinforce + regression + bonus
