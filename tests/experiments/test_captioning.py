@@ -339,8 +339,9 @@ def test_tiny_run_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_digit_scenes_soft_reaches_the_targets(tmp_path):
-    """The README's digit-scenes target: >= 90% exact captions and >= 0.5
-    of the attention mass inside the named digit's box (minutes on CPU)."""
+    """The digit-scenes targets of docs/captioning.md: >= 90% exact
+    captions and >= 0.5 of the attention mass inside the named digit's box
+    (minutes on CPU)."""
     config = runner.resolve("digit_scenes_soft")
     metrics = runner.run(
         config, name="digit_scenes_soft", out=str(tmp_path / "run"), verbose=0
