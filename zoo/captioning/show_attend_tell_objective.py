@@ -12,6 +12,9 @@ variance reduction and the soft-to-hard curriculum schedule.
 import keras
 from keras import ops
 
+from layers.validation import check_choice
+from layers.validation import check_int
+
 ESTIMATORS = ("reinforce", "gumbel")
 BASELINES = ("moving_average", "learned")
 
@@ -35,25 +38,9 @@ def masked_mean(values, mask):
 def check_options(estimator, baseline, anneal_steps):
     """Raises `ValueError` for an unknown estimator/baseline or a bad
     `anneal_steps`."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(
-            f"`estimator` must be one of {ESTIMATORS}. Received: "
-            f"estimator={estimator!r}"
-        )
-    if baseline not in BASELINES:
-        raise ValueError(
-            f"`baseline` must be one of {BASELINES}. Received: "
-            f"baseline={baseline!r}"
-        )
-    if (
-        isinstance(anneal_steps, bool)
-        or not isinstance(anneal_steps, int)
-        or anneal_steps < 0
-    ):
-        raise ValueError(
-            "`anneal_steps` expected a non-negative integer. Received: "
-            f"anneal_steps={anneal_steps!r}"
-        )
+    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("baseline", baseline, BASELINES)
+    check_int("anneal_steps", anneal_steps, minimum=0)
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -267,9 +254,7 @@ class HardAttentionObjective(keras.layers.Layer):
         # Averaged over all the batch's words, so the term shrinks with
         # the share of sampled images (as the cross-entropy's gradient
         # through them does) rather than growing noisier.
-        reinforce = -masked_mean(
-            advantage * log_probs * sampled[:, None], mask
-        )
+        reinforce = -masked_mean(advantage * log_probs * sampled[:, None], mask)
         regression = masked_mean(ops.square(predicted - normalised), mask)
         bonus = -entropy_weight * masked_mean(entropy, mask)
         return self.reinforce_weight * reinforce + regression + bonus

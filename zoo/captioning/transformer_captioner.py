@@ -10,6 +10,8 @@ import keras
 from keras import ops
 
 from layers import PositionEmbedding
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.captioning.captioner import END_ID
 from zoo.captioning.captioner import START_ID
 from zoo.captioning.captioner import Captioner
@@ -20,13 +22,6 @@ from zoo.captioning.show_attend_tell import cnn_encoder
 from zoo.registry import register_model
 from zoo.translation.token_position_embedding import TokenPositionEmbedding
 from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` expected a positive integer. Received: {name}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -105,16 +100,13 @@ class TransformerCaptioner(Captioner):
             ("num_heads", num_heads),
             ("ff_dim", ff_dim),
         ):
-            _check_positive(name, value)
+            check_positive_int(name, value)
         if model_dim % num_heads:
             raise ValueError(
                 "`model_dim` must be divisible by `num_heads`. Received: "
                 f"model_dim={model_dim}, num_heads={num_heads}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
+        check_rate("dropout", dropout)
         rows, cols = annotation_grid(input_shape, encoder_filters)
 
         # === Layers ===
