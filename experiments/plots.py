@@ -304,35 +304,18 @@ def alignment_heatmaps(alignments, path, title=""):
     return _save(fig, path)
 
 
-def caption_attention(image, words, maps, path, boxes=None, title=""):
-    """One panel per generated word: the attention map over the image.
-
-    The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
-    the attention of the step that produced it, upsampled (bilinear) over
-    the image. The maps keep their common scale (the soft maps sum to 1),
-    so a diffuse step looks faint.
-
-    Args:
-        image: `[H, W, C]` uint8 image.
-        words: the generated tokens (words, then e.g. "[END]").
-        maps: `[len(words), rows, cols]` attention maps.
-        path: output PNG.
-        boxes: optional `[N, 4]` normalised boxes (ymin, xmin, ymax, xmax)
-            of the caption's words, outlined on the panel of word `j`.
-        title: figure title.
-    """
+def _caption_attention_row(axes, image, words, maps, boxes):
+    """The image, then one panel per word with its attention map upsampled
+    over the image (one common scale) and the word's box outlined."""
     from matplotlib.patches import Rectangle
 
     image = np.asarray(image)
     maps = np.asarray(maps, "float32")
     height, width = image.shape[:2]
-    cols = 1 + len(words)
-    fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.3), squeeze=False)
-    _show_image(axes[0, 0], image)
-    axes[0, 0].set_title("image", fontsize=8)
+    _show_image(axes[0], image)
     top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
     for j, word in enumerate(words):
-        ax = axes[0, j + 1]
+        ax = axes[j + 1]
         _show_image(ax, image)
         ax.imshow(
             maps[j],
@@ -356,6 +339,58 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
                 )
             )
         ax.set_title(word, fontsize=9)
+    for ax in axes[1 + len(words) :]:
+        ax.axis("off")
+
+
+def caption_attention(image, words, maps, path, boxes=None, title=""):
+    """One panel per generated word: the attention map over the image.
+
+    The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
+    the attention of the step that produced it, upsampled (bilinear) over
+    the image. The maps keep their common scale (the soft maps sum to 1),
+    so a diffuse step looks faint.
+
+    Args:
+        image: `[H, W, C]` uint8 image.
+        words: the generated tokens (words, then e.g. "[END]").
+        maps: `[len(words), rows, cols]` attention maps.
+        path: output PNG.
+        boxes: optional `[N, 4]` normalised boxes (ymin, xmin, ymax, xmax)
+            of the caption's words, outlined on the panel of word `j`.
+        title: figure title.
+    """
+    cols = 1 + len(words)
+    fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.3), squeeze=False)
+    _caption_attention_row(axes[0], image, words, maps, boxes)
+    axes[0, 0].set_title("image", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
+    return _save(fig, path)
+
+
+def caption_attention_comparison(image, rows, path, boxes=None, title=""):
+    """Several captioners' per-word attention on one image, one row each.
+
+    Args:
+        image: `[H, W, C]` uint8 image.
+        rows: `(label, words, maps)` per model: its generated tokens and
+            their `[len(words), rows, cols]` attention maps (a hard
+            attention model's maps are its one-hot selected locations).
+        path: output PNG.
+        boxes: optional `[N, 4]` normalised boxes of the reference words.
+        title: figure title.
+    """
+    cols = 1 + max(len(words) for _, words, _ in rows)
+    fig, axes = plt.subplots(
+        len(rows),
+        cols,
+        figsize=(1.9 * cols, 2.1 * len(rows)),
+        squeeze=False,
+    )
+    for axes_row, (label, words, maps) in zip(axes, rows):
+        _caption_attention_row(axes_row, image, words, maps, boxes)
+        axes_row[0].set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
