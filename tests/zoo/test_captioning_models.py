@@ -247,6 +247,53 @@ def test_learned_baseline_term_matches_the_formula():
         np.testing.assert_allclose(float(term), expected, rtol=1e-5)
 
 
+def test_leave_one_out_term_matches_the_formula():
+    objective = HardAttentionObjective(
+        baseline="leave_one_out", samples=3, entropy_weight=0.1
+    )
+    objective.build(4)
+    rng = np.random.default_rng(4)
+    # 2 images x 3 samples each, in a row.
+    mask = np.repeat(np.array([[1, 1, 1], [1, 1, 0]], "float32"), 3, axis=0)
+    x = dict(
+        token_rewards=-rng.random((6, 3)).astype("float32") * 3,
+        mask=mask,
+        log_probs=-rng.random((6, 3)).astype("float32"),
+        entropy=rng.random((6, 3)).astype("float32"),
+        sampled=np.array([1, 1, 1, 0, 0, 0], "float32"),
+        previous_h=np.zeros((6, 3, 4), "float32"),
+    )
+    term = objective.loss(**x, progress=1.0)
+    rewards = x["token_rewards"] * mask
+    to_go = rewards[:, ::-1].cumsum(1)[:, ::-1]
+    mean = (to_go * mask).sum() / mask.sum()
+    variance = (to_go**2 * mask).sum() / mask.sum() - mean**2
+    normalised = ((to_go - mean) / np.sqrt(variance + 1e-6)).reshape(2, 3, 3)
+    others = (normalised.sum(1, keepdims=True) - normalised) / 2
+    advantage = (normalised - others).reshape(6, 3)
+    weights = mask * x["sampled"][:, None]
+    expected = -(advantage * x["log_probs"] * weights).sum() / mask.sum()
+    expected -= 0.1 * (x["entropy"] * mask).sum() / mask.sum()
+    np.testing.assert_allclose(float(term), expected, rtol=1e-5)
+
+
+def test_several_samples_per_image_train_the_attention():
+    model = _build(
+        "show_attend_tell_hard",
+        baseline="leave_one_out",
+        samples=3,
+        expectation_probability=0.0,
+    )
+    logits = model(_inputs(), training=True)
+    assert tuple(logits.shape) == (2, 4, 14)  # the first sample's
+    scorer = model.decoder.attention_layer.trainable_weights
+    with tf.GradientTape() as tape:
+        model(_inputs(), training=True)
+        loss = sum(model.losses)
+    grads = tape.gradient(loss, scorer)
+    assert all(float(tf.norm(g)) > 0 for g in grads)
+
+
 def test_curriculum_anneals_from_soft_to_hard():
     objective = HardAttentionObjective(
         entropy_weight=0.2, expectation_probability=0.4, anneal_steps=4
@@ -401,6 +448,10 @@ def test_invalid_arguments():
         ShowAttendTellDecoder(10, baseline="critic")
     with pytest.raises(ValueError, match="anneal_steps=-1"):
         ShowAttendTellDecoder(10, anneal_steps=-1)
+    with pytest.raises(ValueError, match="samples=1"):
+        ShowAttendTellDecoder(10, baseline="leave_one_out")
+    with pytest.raises(ValueError, match="samples=4"):
+        ShowAttendTellDecoder(10, samples=4)
     with pytest.raises(ValueError, match="attention_regularizer"):
         ShowAttendTellDecoder(10, attention_regularizer=-1.0)
     with pytest.raises(ValueError, match="shrink"):

@@ -153,6 +153,8 @@ class ShowAttendTell(Captioner):
         temperature: Gumbel-softmax temperature (hard, gumbel).
         stop_key_gradient: the attention scores read the annotation
             vectors through a stop gradient (hard).
+        samples: location sequences sampled per training image (hard,
+            REINFORCE; >= 2 with `baseline="leave_one_out"`).
         seed: seed of sampling and dropout.
         start_id, end_id, max_caption_length: see `Captioner`.
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -196,6 +198,7 @@ class ShowAttendTell(Captioner):
         anneal_steps=0,
         temperature=1.0,
         stop_key_gradient=False,
+        samples=1,
         seed=None,
         start_id=START_ID,
         end_id=END_ID,
@@ -236,6 +239,7 @@ class ShowAttendTell(Captioner):
             anneal_steps=anneal_steps,
             temperature=temperature,
             stop_key_gradient=stop_key_gradient,
+            samples=samples,
             pad_id=PAD_ID,
             end_id=end_id,
             seed=seed,
@@ -277,6 +281,7 @@ class ShowAttendTell(Captioner):
         self.anneal_steps = anneal_steps
         self.temperature = temperature
         self.stop_key_gradient = stop_key_gradient
+        self.samples = samples
         self.seed = seed
         self._grid = (rows, cols)
 
@@ -330,6 +335,7 @@ class ShowAttendTell(Captioner):
             "anneal_steps": self.anneal_steps,
             "temperature": self.temperature,
             "stop_key_gradient": self.stop_key_gradient,
+            "samples": self.samples,
             "seed": self.seed,
         }
 

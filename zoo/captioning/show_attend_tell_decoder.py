@@ -129,6 +129,9 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         temperature: Gumbel-softmax temperature (hard, gumbel).
         stop_key_gradient: the attention scores read the annotation
             vectors through a stop gradient (hard).
+        samples: location sequences sampled per training image (hard;
+            >= 2 with `baseline="leave_one_out"`); the cross-entropy
+            reads the first.
         pad_id: padding id of `target_in`.
         end_id: end token id (for the reward's targets).
         seed: seed of the sampling (hard) and dropout.
@@ -173,6 +176,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         anneal_steps=0,
         temperature=1.0,
         stop_key_gradient=False,
+        samples=1,
         pad_id=0,
         end_id=3,
         seed=None,
@@ -190,7 +194,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
                 f"`attention` must be one of {ATTENTIONS}. Received: "
                 f"attention={attention!r}"
             )
-        check_options(estimator, baseline, anneal_steps)
+        check_options(estimator, baseline, anneal_steps, samples)
         for name, value in (
             ("attention_regularizer", attention_regularizer),
             ("reinforce_weight", reinforce_weight),
@@ -227,6 +231,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         self.anneal_steps = anneal_steps
         self.temperature = float(temperature)
         self.stop_key_gradient = bool(stop_key_gradient)
+        self.samples = samples
         self.pad_id = pad_id
         self.end_id = end_id
         self.seed = seed
@@ -265,6 +270,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
                 baseline_decay=baseline_decay,
                 expectation_probability=expectation_probability,
                 anneal_steps=anneal_steps,
+                samples=samples,
                 dtype=dtype,
                 name="objective",
             )
@@ -388,19 +394,26 @@ class ShowAttendTellDecoder(keras.layers.Layer):
 
     def call(self, annotations, target_in, training=None):
         target_in = ops.cast(target_in, "int32")
+        sampling = bool(training) and self.attention == "hard"
+        if sampling and self.samples > 1:
+            # Each image `samples` times in a row; the first sample's
+            # logits are returned (the cross-entropy), all of them train
+            # the attention.
+            annotations = ops.repeat(annotations, self.samples, axis=0)
+            target_in = ops.repeat(target_in, self.samples, axis=0)
         mask = ops.cast(ops.not_equal(target_in, self.pad_id), "float32")
         embedded = self.embedding(target_in)  # [B, T, E]
         context = self.decoding_context(annotations)
         state = self.initial_state(annotations)
         expected = None
-        sampling = bool(training) and self.attention == "hard"
         if sampling:
             progress = self.objective.advance()
-            batch = ops.shape(annotations)[0]
-            draw = keras.random.uniform((batch,), seed=self._seed_generator)
+            images = ops.shape(annotations)[0] // self.samples
+            draw = keras.random.uniform((images,), seed=self._seed_generator)
             expected = draw < self.objective.expected_context_probability(
                 progress
             )
+            expected = ops.repeat(expected, self.samples, axis=0)
 
         def body(carry, embedded_t):
             outputs = self.step(
@@ -443,6 +456,8 @@ class ShowAttendTellDecoder(keras.layers.Layer):
                     progress,
                 )
             )
+            if self.samples > 1:
+                logits = logits[:: self.samples]
         return logits
 
     def _add_doubly_stochastic_loss(self, alpha, mask):
@@ -484,6 +499,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             "anneal_steps": self.anneal_steps,
             "temperature": self.temperature,
             "stop_key_gradient": self.stop_key_gradient,
+            "samples": self.samples,
             "pad_id": self.pad_id,
             "end_id": self.end_id,
             "seed": self.seed,

@@ -16,7 +16,7 @@ from layers.validation import check_choice
 from layers.validation import check_int
 
 ESTIMATORS = ("reinforce", "gumbel")
-BASELINES = ("moving_average", "learned")
+BASELINES = ("moving_average", "learned", "leave_one_out")
 
 
 def rewards_to_go(token_rewards):
@@ -35,12 +35,20 @@ def masked_mean(values, mask):
     return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-def check_options(estimator, baseline, anneal_steps):
-    """Raises `ValueError` for an unknown estimator/baseline or a bad
-    `anneal_steps`."""
+def check_options(estimator, baseline, anneal_steps, samples):
+    """Raises `ValueError` for an unknown estimator/baseline, a bad
+    `anneal_steps` or `samples`, or a leave-one-out baseline with one
+    sample."""
     check_choice("estimator", estimator, ESTIMATORS)
     check_choice("baseline", baseline, BASELINES)
     check_int("anneal_steps", anneal_steps, minimum=0)
+    check_int("samples", samples, minimum=1)
+    if (baseline == "leave_one_out") != (samples > 1):
+        raise ValueError(
+            "`baseline='leave_one_out'` needs `samples` >= 2 (and several "
+            "samples need it). Received: "
+            f"baseline={baseline!r}, samples={samples!r}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -75,6 +83,10 @@ class HardAttentionObjective(keras.layers.Layer):
       the batch's words (the scale of the word cross-entropy; words of
       images on the expected context count with a zero REINFORCE term),
       plus the baseline's squared error.
+    - `baseline="leave_one_out"` (`samples` >= 2 location sequences drawn
+      per image): as `"learned"`, with the baseline of each sample the
+      mean normalised reward to go of the image's other samples (Kool et
+      al. 2019; Mnih & Rezende 2016).
 
     Only images trained on sampled locations get a REINFORCE term.
     `estimator="gumbel"`: no REINFORCE term (the gradient reaches the
@@ -89,6 +101,8 @@ class HardAttentionObjective(keras.layers.Layer):
         Mnih & Gregor 2014, "Neural Variational Inference and Learning in
         Belief Networks" (learned, input-dependent baselines and reward
         normalisation), https://arxiv.org/abs/1402.0030.
+        Kool, van Hoof & Welling 2019, "Buy 4 REINFORCE Samples, Get a
+        Baseline for Free!" (ICLR workshop).
 
     Args:
         estimator: `"reinforce"` or `"gumbel"`.
@@ -100,6 +114,9 @@ class HardAttentionObjective(keras.layers.Layer):
         expectation_probability: probability of the expected context per
             image after the curriculum, in [0, 1].
         anneal_steps: training steps of the curriculum (0: none).
+        samples: location sequences drawn per image (`"leave_one_out"`
+            needs >= 2); the batch holds each image's samples next to
+            each other.
         **kwargs: base layer arguments.
 
     Example:
@@ -134,9 +151,10 @@ class HardAttentionObjective(keras.layers.Layer):
         baseline_decay=0.9,
         expectation_probability=0.5,
         anneal_steps=0,
+        samples=1,
         **kwargs,
     ):
-        check_options(estimator, baseline, anneal_steps)
+        check_options(estimator, baseline, anneal_steps, samples)
         super().__init__(**kwargs)
         self.estimator = estimator
         self.baseline = baseline
@@ -145,6 +163,7 @@ class HardAttentionObjective(keras.layers.Layer):
         self.baseline_decay = float(baseline_decay)
         self.expectation_probability = float(expectation_probability)
         self.anneal_steps = anneal_steps
+        self.samples = samples
         self.baseline_dense = None
         if estimator == "reinforce" and baseline == "learned":
             self.baseline_dense = keras.layers.Dense(
@@ -248,14 +267,26 @@ class HardAttentionObjective(keras.layers.Layer):
             masked_mean(returns, mask), masked_mean(returns**2, mask)
         )
         normalised = (returns - mean) / ops.sqrt(variance + 1e-6)
-        predicted = self.baseline_dense(ops.stop_gradient(previous_h))
-        predicted = ops.cast(predicted[..., 0], "float32")  # [B, T]
-        advantage = ops.stop_gradient(normalised - predicted)
+        if self.baseline == "leave_one_out":
+            # [B * k, T] -> [B, k, T]: each sample against the mean of its
+            # image's other samples.
+            grouped = ops.reshape(
+                normalised, (-1, self.samples, ops.shape(mask)[1])
+            )
+            others = ops.sum(grouped, axis=1, keepdims=True) - grouped
+            baseline = ops.reshape(
+                others / (self.samples - 1), ops.shape(normalised)
+            )
+            regression = 0.0
+        else:
+            baseline = self.baseline_dense(ops.stop_gradient(previous_h))
+            baseline = ops.cast(baseline[..., 0], "float32")  # [B, T]
+            regression = masked_mean(ops.square(baseline - normalised), mask)
+        advantage = ops.stop_gradient(normalised - baseline)
         # Averaged over all the batch's words, so the term shrinks with
         # the share of sampled images (as the cross-entropy's gradient
         # through them does) rather than growing noisier.
         reinforce = -masked_mean(advantage * log_probs * sampled[:, None], mask)
-        regression = masked_mean(ops.square(predicted - normalised), mask)
         bonus = -entropy_weight * masked_mean(entropy, mask)
         return self.reinforce_weight * reinforce + regression + bonus
 
@@ -269,4 +300,5 @@ class HardAttentionObjective(keras.layers.Layer):
             "baseline_decay": self.baseline_decay,
             "expectation_probability": self.expectation_probability,
             "anneal_steps": self.anneal_steps,
+            "samples": self.samples,
         }
