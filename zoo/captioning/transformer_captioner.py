@@ -12,6 +12,7 @@ from keras import ops
 from layers import PositionEmbedding
 from layers.validation import check_positive_int
 from layers.validation import check_rate
+from layers.validation import check_seed
 from zoo.captioning.captioner import END_ID
 from zoo.captioning.captioner import START_ID
 from zoo.captioning.captioner import Captioner
@@ -54,6 +55,7 @@ class TransformerCaptioner(Captioner):
         num_heads: attention heads (must divide `model_dim`).
         ff_dim: feed-forward hidden size.
         dropout: dropout rate.
+        seed: seed of the dropout masks.
         start_id, end_id, max_caption_length: see `Captioner`.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -85,6 +87,7 @@ class TransformerCaptioner(Captioner):
         num_heads=4,
         ff_dim=256,
         dropout=0.1,
+        seed=None,
         start_id=START_ID,
         end_id=END_ID,
         max_caption_length=24,
@@ -107,6 +110,7 @@ class TransformerCaptioner(Captioner):
                 f"model_dim={model_dim}, num_heads={num_heads}"
             )
         check_rate("dropout", dropout)
+        check_seed("seed", seed)
         rows, cols = annotation_grid(input_shape, encoder_filters)
 
         # === Layers ===
@@ -125,7 +129,7 @@ class TransformerCaptioner(Captioner):
             vocab_size, model_dim, name="word_embedding"
         )
         self.embedding_dropout = keras.layers.Dropout(
-            dropout, name="embedding_dropout"
+            dropout, seed=seed, name="embedding_dropout"
         )
         self.decoder_blocks = [
             TransformerDecoderBlock(
@@ -165,6 +169,7 @@ class TransformerCaptioner(Captioner):
         self.num_heads = num_heads
         self.ff_dim = ff_dim
         self.dropout = dropout
+        self.seed = seed
         self._grid = (rows, cols)
 
     def _memory(self, images, training=None):
@@ -224,6 +229,7 @@ class TransformerCaptioner(Captioner):
             "num_heads": self.num_heads,
             "ff_dim": self.ff_dim,
             "dropout": self.dropout,
+            "seed": self.seed,
         }
 
 
