@@ -390,7 +390,7 @@ def caption_attention_comparison(image, rows, path, boxes=None, title=""):
     )
     for axes_row, (label, words, maps) in zip(axes, rows):
         _caption_attention_row(axes_row, image, words, maps, boxes)
-        axes_row[0].set_title(label, fontsize=8)
+        axes_row[0].set_ylabel(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
