@@ -115,8 +115,10 @@ class ShowAttendTell(Captioner):
     locations, e.g. "the next digit to the right"). The
     `ShowAttendTellDecoder` emits one word per step while attending over
     them, with soft or stochastic hard attention, the gating scalar beta,
-    the doubly stochastic regulariser (soft) and REINFORCE with a
-    moving-average baseline and an entropy bonus (hard).
+    the doubly stochastic regulariser (soft); hard attention learns with
+    REINFORCE (a baseline, an entropy bonus, the expected context for half
+    the images) or the straight-through Gumbel-softmax estimator, after an
+    optional soft-to-hard curriculum (`HardAttentionObjective`).
 
     References:
         Xu et al. 2015, "Show, Attend and Tell: Neural Image Caption
