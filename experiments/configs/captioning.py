@@ -161,6 +161,12 @@ def digit_scenes_experiment(model, epochs=8, **model_kwargs):
     )
 
 
+# Karpathy train+restval: ~566k captions, ~8,850 steps of 64 per epoch;
+# hard attention anneals from soft to hard over the first 4 epochs, as on
+# digit_scenes.
+COCO_RECIPES = {"show_attend_tell_hard": {"anneal_steps": 35_000}}
+
+
 def coco_experiment(model, epochs=20):
     """The paper's COCO setting (official TFDS coco_captions, Karpathy
     splits); needs the data prepared in --data-dir."""
@@ -192,6 +198,7 @@ def coco_experiment(model, epochs=20):
                 "attention_units": 512,
                 "dropout": 0.5,
                 "attention_regularizer": 1.0,
+                **COCO_RECIPES.get(model, {}),
             },
         ),
         train=TrainConfig(
