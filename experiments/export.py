@@ -110,7 +110,7 @@ def atomic_directory(path):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_saved_model(path, model, serving_fn, extra_endpoints=None):
+def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     """Exports `model` with `serving_fn` as `serving_default`, atomically.
 
     Args:
@@ -119,6 +119,8 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
         serving_fn: a `tf.function` with an `input_signature`, returning a
             dict of named output tensors.
         extra_endpoints: optional `{name: tf.function}` of more signatures.
+        track: further trackable objects the functions use (tokenisers,
+            lookup tables), saved with the model.
 
     Returns:
         `path`.
@@ -127,6 +129,8 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    for resource in track:
+        archive.track(resource)
     archive.add_endpoint("serving_default", serving_fn)
     for name, fn in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn)

@@ -118,7 +118,7 @@ def test_full_battery(name, tmp_path):
 def test_step_decoder_reproduces_teacher_forcing(name):
     model = _build(name)
     expected = np.asarray(model(_inputs(), training=False))
-    state, context = model.encode(tf.constant(IMAGES))
+    state, context = model.encode(tf.constant(IMAGES), TARGET_IN.shape[1])
     for t in range(TARGET_IN.shape[1]):
         logits, state, attention = model.decode_step(
             tf.constant(TARGET_IN[:, t]), state, context, tf.constant(t)

@@ -13,14 +13,14 @@ from layers import PositionEmbedding
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from layers.validation import check_seed
-from zoo.captioning.captioner import END_ID
-from zoo.captioning.captioner import START_ID
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell import INPUTS
 from zoo.captioning.show_attend_tell import annotation_grid
 from zoo.captioning.show_attend_tell import check_encoder
 from zoo.captioning.show_attend_tell import cnn_encoder
 from zoo.registry import register_model
+from zoo.tokens import END_ID
+from zoo.tokens import START_ID
 from zoo.translation.token_position_embedding import TokenPositionEmbedding
 from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
 
@@ -187,12 +187,11 @@ class TransformerCaptioner(Captioner):
     def feature_grid(self):
         return self._grid
 
-    def encode(self, images, max_length=None):
+    def encode(self, images, max_length):
         memory = self._memory(images, training=False)
         batch = ops.shape(images)[0]
-        length = max_length or self.max_caption_length
         state = [
-            block.initialize_cache(batch, length)
+            block.initialize_cache(batch, max_length)
             for block in self.decoder_blocks
         ]
         context = {
