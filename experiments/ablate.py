@@ -98,6 +98,7 @@ def ablate(
     os.makedirs(out, exist_ok=True)
 
     results = {}
+    run_dirs = {}
     for model, config in configs.items():
         for seed in seeds:
             seeded = config_lib.apply_overrides(
@@ -118,6 +119,7 @@ def ablate(
             else:
                 print(f"{model}, seed {seed}: finished earlier, reusing.")
             results.setdefault(model, []).append(metrics)
+            run_dirs.setdefault(model, []).append(path)
 
     times = {}
     batch_size = None
@@ -190,6 +192,10 @@ def ablate(
         },
         "rows": rows,
         "notes": task.ablation_notes(results),
+        "figures": [
+            os.path.relpath(path, out)
+            for path in task.ablation_figures(base, run_dirs, out, data_dir)
+        ],
     }
     rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
@@ -261,4 +267,7 @@ def markdown_table(summary):
     notes = summary.get("notes") or []
     if notes:
         lines.extend(["", *notes])
+    figures = summary.get("figures") or []
+    if figures:
+        lines.extend(["", "Figures: " + ", ".join(figures) + "."])
     return "\n".join(lines) + "\n"

@@ -340,6 +340,18 @@ class CaptioningTask(Seq2SeqTask):
 
         return list(CAPTIONERS)
 
+    def ablation_figures(self, config, run_dirs, out, data_dir):
+        # The first seed's models side by side on the same test images.
+        from experiments.caption_overlays import compare_captioners
+
+        if not (config.eval.plots and config.eval.attention_maps):
+            return []
+        runs = [(model, folders[0]) for model, folders in run_dirs.items()]
+        count = min(config.eval.attention_maps, 4)
+        return compare_captioners(
+            runs, config, os.path.join(out, "overlays"), count, data_dir
+        )
+
     # --- Model ----------------------------------------------------------
     def model_defaults(self, config, data):
         return {

@@ -51,6 +51,7 @@ def test_ablation_table(tmp_path, digits_dir):
         table = f.read()
     assert "| se_resnet20 |" in table and " ± " in table
     assert "step time not measured" in table
+    assert summary["figures"] == []  # image classification draws none
 
     # Rerunning reuses the finished runs (no training) and rewrites the
     # table.
@@ -140,3 +141,9 @@ def test_markdown_table_with_step_times():
     )
     assert row in table
     assert "50 x 2 training steps on one batch of 64" in table
+    assert "Figures:" not in table
+    summary["figures"] = ["overlays/attention_comparison_0.png"]
+    assert (
+        "Figures: overlays/attention_comparison_0.png."
+        in ablate.markdown_table(summary)
+    )

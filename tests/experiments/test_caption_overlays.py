@@ -7,6 +7,7 @@ import pytest
 import zoo
 from experiments import runner
 from experiments.caption_overlays import compare_captioners
+from experiments.tasks import get_task
 
 pytestmark = pytest.mark.tf_only
 
@@ -45,3 +46,20 @@ def test_compare_captioners_draws_one_figure_per_image(tmp_path):
     ]
     assert all(os.path.getsize(p) > 0 for p in paths)
     assert compare_captioners([], config, str(tmp_path / "none")) == []
+
+
+def test_the_captioning_ablation_draws_the_first_seeds(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        "experiments.caption_overlays.compare_captioners",
+        lambda *args: calls.append(args) or ["x.png"],
+    )
+    task = get_task("image_captioning")
+    config = runner.resolve("digit_scenes_transformer")
+    run_dirs = {"a": ["a0", "a1"], "b": ["b0", "b1"]}
+    assert task.ablation_figures(config, run_dirs, "out", None) == ["x.png"]
+    ((runs, _, out, count, _),) = calls
+    assert runs == [("a", "a0"), ("b", "b0")] and count == 4
+    assert out == os.path.join("out", "overlays")
+    off = runner.resolve("digit_scenes_transformer", ["eval.plots=false"])
+    assert task.ablation_figures(off, run_dirs, "out", None) == []
