@@ -146,7 +146,8 @@ def digit_scenes_experiment(model, epochs=8, **model_kwargs):
         ),
         eval=CaptioningEvalConfig(),
         description=(
-            f"{model} on digit_scenes (offline, a few minutes on 1 CPU core)"
+            f"{model_spec(model, **model_kwargs)} on digit_scenes (offline, "
+            "a few minutes on 1 CPU core)"
         ),
     )
 
