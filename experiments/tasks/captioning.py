@@ -31,6 +31,7 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
 from experiments import data as data_lib
@@ -327,6 +328,7 @@ class CaptioningTask(Seq2SeqTask):
                 "vocab_size": len(vocabulary),
                 "num_train_images": num_images,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             vocabulary=vocabulary,
@@ -414,8 +416,6 @@ class CaptioningTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         grid = tuple(model.feature_grid)
         metrics = {"feature_grid": list(grid)}
         outputs = {}
