@@ -4,6 +4,7 @@ with soft or stochastic hard attention (Xu et al. 2015)."""
 import keras
 
 from layers import PositionEmbedding
+from layers.validation import check_positive_int
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.registry import register_model
@@ -51,15 +52,7 @@ def check_encoder(input_shape, encoder_filters, convs_per_stage):
     `ValueError` naming the bad argument otherwise."""
     input_shape = _check_shape(input_shape)
     encoder_filters = _check_filters(encoder_filters)
-    if (
-        isinstance(convs_per_stage, bool)
-        or not isinstance(convs_per_stage, int)
-        or convs_per_stage < 1
-    ):
-        raise ValueError(
-            "`convs_per_stage` expected a positive integer. Received: "
-            f"convs_per_stage={convs_per_stage!r}"
-        )
+    check_positive_int("convs_per_stage", convs_per_stage)
     annotation_grid(input_shape, encoder_filters)
     return input_shape, encoder_filters
 

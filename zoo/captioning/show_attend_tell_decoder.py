@@ -12,29 +12,13 @@ from keras import ops
 
 from layers import BahdanauAttention
 from layers import HardAttention
+from layers.validation import check_non_negative_number
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.captioning.show_attend_tell_objective import HardAttentionObjective
 from zoo.captioning.show_attend_tell_objective import check_options
 
 ATTENTIONS = ("soft", "hard")
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` expected a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_non_negative(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-    ):
-        raise ValueError(
-            f"`{name}` expected a non-negative number. Received: "
-            f"{name}={value!r}"
-        )
 
 
 def target_out_from_target_in(target_in, pad_id, end_id):
@@ -188,7 +172,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             ("units", units),
             ("attention_units", attention_units),
         ):
-            _check_positive(name, value)
+            check_positive_int(name, value)
         if attention not in ATTENTIONS:
             raise ValueError(
                 f"`attention` must be one of {ATTENTIONS}. Received: "
@@ -200,15 +184,12 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             ("reinforce_weight", reinforce_weight),
             ("entropy_weight", entropy_weight),
         ):
-            _check_non_negative(name, value)
+            check_non_negative_number(name, value)
         for name, value in (
             ("dropout", dropout),
             ("baseline_decay", baseline_decay),
         ):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(
-                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
-                )
+            check_rate(name, value)
         if not 0.0 <= expectation_probability <= 1.0:
             raise ValueError(
                 "`expectation_probability` must be in [0, 1]. Received: "
