@@ -13,6 +13,9 @@ import os
 import shutil
 import uuid
 
+import keras
+import tensorflow as tf
+
 
 def pass_if(ok, value, message):
     """`value` if the scalar bool `ok`, else an `InvalidArgumentError`.
@@ -26,7 +29,6 @@ def pass_if(ok, value, message):
         value: the tensor to pass through.
         message: list of strings and tensors printed by the error.
     """
-    import tensorflow as tf
 
     def fail():
         check = tf.debugging.Assert(False, message)
@@ -59,7 +61,6 @@ def serving_input(value, shape, description, nonempty_axes=()):
     Returns:
         `value` with the static shape `shape`.
     """
-    import tensorflow as tf
 
     received = tf.shape(value)
     message = f"Bad request: expected {description}. Received shape:"
@@ -110,7 +111,7 @@ def atomic_directory(path):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_saved_model(path, model, serving_fn, extra_endpoints=None):
+def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     """Exports `model` with `serving_fn` as `serving_default`, atomically.
 
     Args:
@@ -119,14 +120,17 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
         serving_fn: a `tf.function` with an `input_signature`, returning a
             dict of named output tensors.
         extra_endpoints: optional `{name: tf.function}` of more signatures.
+        track: further trackable objects the functions use (tokenisers,
+            lookup tables), saved with the model.
 
     Returns:
         `path`.
     """
-    import keras
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    for resource in track:
+        archive.track(resource)
     archive.add_endpoint("serving_default", serving_fn)
     for name, fn in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn)

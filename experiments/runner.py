@@ -21,10 +21,18 @@ import platform
 import sys
 import time
 
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
 from experiments import config as config_lib
+from experiments import plots
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tensorboard import ScalarLogger
 
 
 def _say(message):
@@ -32,10 +40,6 @@ def _say(message):
 
 
 def _versions():
-    import keras
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -46,14 +50,11 @@ def _versions():
 
 
 def _devices():
-    import tensorflow as tf
-
     return [d.device_type for d in tf.config.list_physical_devices()]
 
 
 def check_train_config(train):
     """Cheap checks of `TrainConfig` values before any data is read."""
-    from experiments import training
 
     if train.optimizer not in training.OPTIMIZERS:
         raise UserError(
@@ -109,11 +110,6 @@ def run(
         UserError: any problem the user can fix (exit status 2 on the
             command line).
     """
-    import keras
-
-    from experiments import plots
-    from experiments import training
-    from experiments.tensorboard import ScalarLogger
 
     run_start = time.perf_counter()
     task = get_task(config.task)
@@ -253,12 +249,19 @@ def run(
                 history,
                 os.path.join(run_dir.folder("plots"), "training_curves.png"),
                 title=f"{name}: {config.model.name}",
+                schedule=plots.sample_schedule(
+                    training.learning_rate(config.train, data.steps_per_epoch),
+                    data.steps_per_epoch,
+                    config.train.epochs,
+                ),
             )
         _save_keras(model, run_dir.file("model.keras"))
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(model, data, config, run_dir.file("saved_model"))
+            task.export(
+                model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+            )
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -290,7 +293,9 @@ def run(
             time.perf_counter() - run_start, 2
         )
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
-        _say(task.summary_line(metrics))
+        summary = task.summary_line(metrics)
+        report.write_run_report(run_dir.path, summary)
+        _say(summary)
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics
@@ -312,7 +317,6 @@ def _verbosity(verbose):
 
 def _save_keras(model, path):
     """Saves the `.keras` model atomically (temporary name, then rename)."""
-    from experiments import training
 
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
     try:

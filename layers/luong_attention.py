@@ -1,12 +1,12 @@
 """Luong global and local (local-m, local-p) attention (Luong et al. 2015)."""
 
-import difflib
-
 import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
 from layers.masking import normalize_scores
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 from layers.score_attention_base import ScoreAttentionBase
 from layers.scores.registry import create_score
 from layers.scores.score import as_float32
@@ -131,10 +131,9 @@ class LuongAttention(ScoreAttentionBase):
             **kwargs,
         )
         if not isinstance(score, str) or score not in LUONG_SCORES:
-            close = difflib.get_close_matches(str(score), LUONG_SCORES, n=2)
-            hint = f" Did you mean {close}?" if close else ""
-            raise ValueError(
-                f"`score` must be one of {LUONG_SCORES}.{hint} "
+            raise UnknownNameError(
+                f"`score` must be one of {LUONG_SCORES}."
+                f"{did_you_mean(score, LUONG_SCORES)} "
                 f"Received: score={score!r}"
             )
         check_positive_int("units", units, allow_none=True)
