@@ -21,7 +21,6 @@ from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
-from tests.testing import run_docstring_example
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -106,10 +105,6 @@ def test_score_instance_round_trips_through_config_and_saving(tmp_path):
     config = layer.get_config()
     assert config["score"]["registered_name"] == "attention_zoo>GeneralScore"
     assert type(Attention.from_config(config).score_layer) is GeneralScore
-
-
-def test_docstring_example_runs():
-    run_docstring_example(Attention)
 
 
 # === Numeric tests against NumPy ===
