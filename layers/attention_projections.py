@@ -239,25 +239,20 @@ class ProjectionsMixin:
         return shapes
 
     def _add_lora_weights(self, rank):
-        for name, (a_shape, b_shape) in self._lora_shapes().items():
-            # float32 adapters, as in Keras (no underflow when fine-tuning
-            # under mixed precision).
-            a = self.add_weight(
-                name=f"{name}_lora_kernel_a",
-                shape=a_shape,
-                initializer=keras.initializers.get(self._lora_initializers[0]),
-                dtype="float32",
-                regularizer=self.kernel_regularizer,
-            )
-            b = self.add_weight(
-                name=f"{name}_lora_kernel_b",
-                shape=b_shape,
-                initializer=keras.initializers.get(self._lora_initializers[1]),
-                dtype="float32",
-                regularizer=self.kernel_regularizer,
-            )
-            setattr(self, f"{name}_lora_kernel_a", a)
-            setattr(self, f"{name}_lora_kernel_b", b)
+        for name, shapes in self._lora_shapes().items():
+            for part, shape, initializer in zip(
+                ("a", "b"), shapes, self._lora_initializers
+            ):
+                # float32 adapters, as in Keras (no underflow when
+                # fine-tuning under mixed precision).
+                weight = self.add_weight(
+                    name=f"{name}_lora_kernel_{part}",
+                    shape=shape,
+                    initializer=keras.initializers.get(initializer),
+                    dtype="float32",
+                    regularizer=self.kernel_regularizer,
+                )
+                setattr(self, f"{name}_lora_kernel_{part}", weight)
         for name in self._projection_names:
             getattr(self, f"{name}_kernel").trainable = False
 
