@@ -7,10 +7,12 @@ download retries on a machine without network.
 """
 
 import dataclasses
+import glob
 import os
 import socket
 from collections.abc import Callable
 
+from experiments.errors import DamagedDataError
 from experiments.errors import UserError
 from experiments.errors import close_matches
 
@@ -457,3 +459,45 @@ def sort_windows(global_batch_size, window_batches, length):
         return ds.unbatch()
 
     return group
+
+
+def damaged_data_error(data_name, data_dir, err):
+    """The `DamagedDataError` of a `tf.errors.DataLossError` while reading
+    dataset `data_name`: names the damaged file(s) and how to rebuild them.
+
+    TensorFlow's message ("corrupted record at 188") names no file, so the
+    dataset's record files are read once more, each on its own, to find
+    the damaged ones.
+    """
+    import tensorflow as tf
+
+    try:
+        folder = load_builder(data_name, data_dir, download=False).data_dir
+    except UserError:
+        folder = None
+    damaged = []
+    files = (
+        sorted(glob.glob(os.path.join(folder, "*.tfrecord*"))) if folder else []
+    )
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError:
+            damaged.append(path)
+    what = ", ".join(damaged) if damaged else f"a file of {folder or data_name}"
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if is_path(data_name):
+        rebuild = "rebuild that dataset directory where it was made"
+    else:
+        imports = (
+            " --imports experiments.datasets"
+            if data_name.split("/")[0] in own_builder_names()
+            else ""
+        )
+        target = data_dir or "~/tensorflow_datasets"
+        rebuild = (
+            f"regenerate it with: tfds build {data_name}{imports} "
+            f"--data_dir {target} --overwrite"
+        )
+    return DamagedDataError(f"Damaged data file {what} ({detail}): {rebuild}.")

@@ -3,15 +3,14 @@
 `export_saved_model(path, model, serving_fn)` writes a SavedModel whose
 `serving_default` signature is `serving_fn` (a `tf.function` with an input
 signature), through `keras.export.ExportArchive`. The archive is written to
-a temporary folder next to `path` and renamed into place, so a failure
-never leaves a half-written export. The result loads with
+a temporary folder next to `path` and renamed into place
+(`experiments.atomic.replacing`), so a failure never leaves a half-written
+export. The result loads with
 `tf.saved_model.load` in a process that never imports this project.
 """
 
-import contextlib
-import os
-import shutil
-import uuid
+from experiments import atomic
+from experiments import training
 
 
 def pass_if(ok, value, message):
@@ -82,34 +81,6 @@ def serving_input(value, shape, description, nonempty_axes=()):
     return tf.ensure_shape(value, shape)
 
 
-@contextlib.contextmanager
-def atomic_directory(path):
-    """Yields a temporary folder that replaces `path` on success.
-
-    The temporary folder sits next to `path` (same filesystem, so the final
-    `os.rename` is atomic). On an exception it is deleted and `path` is left
-    untouched. An existing `path` is replaced.
-    """
-    path = os.path.abspath(path)
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        if not os.path.isdir(tmp):
-            raise RuntimeError(f"Nothing was written to {tmp}")
-        old = None
-        if os.path.exists(path):
-            old = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(path, old)
-        os.rename(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def export_saved_model(path, model, serving_fn, extra_endpoints=None):
     """Exports `model` with `serving_fn` as `serving_default`, atomically.
 
@@ -130,6 +101,7 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
     archive.add_endpoint("serving_default", serving_fn)
     for name, fn in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn)
-    with atomic_directory(path) as tmp:
+    size = training.weights_file_size(model, optimizer=False)
+    with atomic.replacing(path, size=size) as tmp:
         archive.write_out(tmp, verbose=False)
     return path

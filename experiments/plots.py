@@ -11,11 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments import atomic  # noqa: E402
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+def _save(fig, path, tight=True):
+    """Writes `fig` to the PNG file `path` atomically and closes it."""
+    if tight:
+        fig.tight_layout()
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -221,9 +228,7 @@ def word_attention(examples, path, captions=None, title="", wrap=90):
                 )
                 x += len(token) + 1
             y += 1
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, tight=False)
 
 
 def word_attention_html(examples, captions=None, title=""):

@@ -15,14 +15,20 @@ plots the training curves, exports the SavedModel atomically and writes
 trains; only the chief writes the run folder.
 """
 
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
 
+from experiments import atomic
 from experiments import config as config_lib
 from experiments import rundir as rundir_lib
+from experiments.errors import DamagedDataError
+from experiments.errors import DiskFullError
+from experiments.errors import NonFiniteLossError
+from experiments.errors import RunInterrupted
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -137,7 +143,8 @@ def run(
     keras.backend.clear_session()
     training.set_seed(config.seed, config.train.deterministic)
     # Data before the run folder: missing data leaves no empty folder.
-    data = task.load_data(config, data_dir, dist)
+    with _reported_faults(config, data_dir):
+        data = task.load_data(config, data_dir, dist)
     stream = data.train_stream
     if stream is not None:
         stream.check(dist.num_replicas_in_sync)
@@ -147,7 +154,7 @@ def run(
         )
     else:
         run_dir = rundir_lib.WorkerDir(out, config, role.name)
-    with run_dir:
+    with run_dir, _reported_faults(config, data_dir, run_dir.path):
         checkpoint = training.RunCheckpoint(run_dir.folder("checkpoints"))
         if not role.chief:
             # Keras' multi-worker pattern: a worker restores the chief's
@@ -195,11 +202,14 @@ def run(
             f"{dist.num_replicas_in_sync} replica(s)), "
             f"{config.train.epochs} epochs."
         )
+        if config.train.epochs == 0:
+            _say(f"warning: {UNTRAINED}")
         step_timer = training.StepTimer()
         fit_callbacks = [
             # History first, then the checkpoint: if the process dies in
             # between, the resumed run drops the extra history row.
             training.HistoryLogger(run_dir.file("history.csv")),
+            training.StopOnNonFiniteLoss(),
             checkpoint,
             *(
                 [ScalarLogger(run_dir.folder("tensorboard"))]
@@ -255,10 +265,12 @@ def run(
                 title=f"{name}: {config.model.name}",
             )
         _save_keras(model, run_dir.file("model.keras"))
+        run_dir.record_output("model.keras")
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
             task.export(model, data, config, run_dir.file("saved_model"))
+            run_dir.record_output("saved_model")
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -289,6 +301,9 @@ def run(
         metrics["wall_time_s_this_process"] = round(
             time.perf_counter() - run_start, 2
         )
+        if config.train.epochs == 0:
+            metrics["warning"] = UNTRAINED
+        _keep_better_results(run_dir, task.primary_metric, metrics)
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
         _say(task.summary_line(metrics))
         _say(f"Outputs in {run_dir.path}")
@@ -311,28 +326,88 @@ def _verbosity(verbose):
 
 
 def _save_keras(model, path):
-    """Saves the `.keras` model atomically (temporary name, then rename)."""
+    """Saves the `.keras` model atomically, after checking the space."""
     from experiments import training
 
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
-    try:
+    with atomic.replacing(path, size=training.weights_file_size(model)) as tmp:
         model.save(tmp)
-        training.fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+UNTRAINED = (
+    "train.epochs=0: the model is untrained (random weights); its metrics "
+    "and export are not results."
+)
+
+
+@contextlib.contextmanager
+def _reported_faults(config, data_dir, run_path=None):
+    """Turns faults the user can fix into one-line `UserError`s.
+
+    A full disk, damaged data or a non-finite loss end the run with one
+    line saying what happened and, once a run folder exists, how to
+    resume it (its last good checkpoint is intact); so does Ctrl-C.
+    """
+    import tensorflow as tf
+
+    from experiments import data as data_lib
+    from experiments import training
+
+    resume = f" Then rerun with --out {run_path} to resume." if run_path else ""
+    try:
+        yield
+    except (DiskFullError, DamagedDataError) as err:
+        raise type(err)(f"{err}{resume}") from None
+    except NonFiniteLossError as err:
+        where = f" Run folder: {run_path}." if run_path else ""
+        raise NonFiniteLossError(f"{err}{where}") from None
+    except UserError:
+        raise
+    except KeyboardInterrupt:
+        if not run_path:
+            raise
+        raise RunInterrupted(
+            f"interrupted: rerun the same command with --out {run_path} to "
+            "resume from the last finished epoch"
+        ) from None
+    except tf.errors.DataLossError as err:
+        error = data_lib.damaged_data_error(config.data.name, data_dir, err)
+        raise DamagedDataError(f"{error}{resume}") from None
+    except Exception as err:
+        if atomic.is_disk_full(err):
+            where = run_path or "the output folder"
+            raise DiskFullError(
+                f"Disk full while writing {where} "
+                f"({training.first_line(err)}).{resume}"
+            ) from None
+        raise
+
+
+def _keep_better_results(run_dir, metric, metrics):
+    """Warns (and keeps the old file) when a rerun of a finished run ends
+    with a worse `metric` than the `metrics.json` it replaces."""
+    path = run_dir.file("metrics.json")
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return
+    old, new = previous.get(metric), metrics.get(metric)
+    if not isinstance(old, (int, float)):
+        return
+    if isinstance(new, (int, float)) and new >= old:
+        return
+    kept = run_dir.file("metrics.previous.json")
+    atomic.write_json(kept, previous)
+    note = (
+        f"{metric} {new} is worse than the {old} of the results this rerun "
+        f"replaced; those are kept in {kept}."
+    )
+    metrics.setdefault("notes", []).append(note)
+    _say(f"warning: {note}")
 
 
 def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
-    path = run_dir.file("run.json")
-    record = {"starts": []}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            pass
+    record = run_dir.read_record()
     record.setdefault("starts", []).append(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -347,7 +422,7 @@ def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
             "versions": _versions(),
         }
     )
-    rundir_lib.write_json(path, record)
+    run_dir.write_record(record)
 
 
 def resolve(name, overrides=(), epochs=None, seed=None, deterministic=False):

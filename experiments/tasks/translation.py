@@ -30,6 +30,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from experiments import atomic
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
@@ -88,11 +89,7 @@ def _vocabulary(builder, cfg, key, texts):
     vocab = wordpiece.learn_vocabulary(
         texts, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase
     )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab))
-    os.replace(tmp, path)
+    write_text(path, "\n".join(vocab))
     return vocab
 
 
@@ -708,7 +705,7 @@ def export_translator(
     archive.add_endpoint("serving_default", fns[search])
     other = [m for m in SEARCHES if m != search][0]
     archive.add_endpoint(other, fns[other])
-    with export_lib.atomic_directory(path) as tmp:
+    with atomic.replacing(path) as tmp:
         archive.write_out(tmp, verbose=False)
     return path
 
