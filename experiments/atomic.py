@@ -36,8 +36,8 @@ TEMPORARY_PREFIX = ".azoo-tmp-"
 # How TensorFlow and h5py spell the two errors in their own exceptions.
 _DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
 _DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-# Bytes kept free beyond a write's own size (file-system metadata).
-_SPACE_MARGIN = 1 << 20
+# Room kept beyond a write's own size (file-system blocks and metadata).
+_SPACE_MARGIN = 64 << 10
 
 
 def temporary_path(path):
@@ -66,7 +66,7 @@ def is_disk_full(err):
 
 
 def _mib(nbytes):
-    return f"{nbytes / (1 << 20):.1f} MiB"
+    return f"{nbytes / (1 << 20):.2f} MiB"
 
 
 def disk_full_error(path, needed=None):
@@ -90,7 +90,7 @@ def ensure_space(path, nbytes):
     honours disk quotas (a free-space query does not); on file systems
     without it, the free space reported by `statvfs` is compared.
     """
-    needed = int(nbytes) + _SPACE_MARGIN
+    needed = int(nbytes * 1.02) + _SPACE_MARGIN
     probe = temporary_path(path)
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL)

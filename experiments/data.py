@@ -486,7 +486,11 @@ def damaged_data_error(data_name, data_dir, err):
         except tf.errors.DataLossError:
             damaged.append(path)
     what = ", ".join(damaged) if damaged else f"a file of {folder or data_name}"
-    detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    # TensorFlow's line that says what is wrong, e.g. "corrupted record
+    # at 188" (the first line is often only "Graph execution error:").
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if " record" in line), "")
+    detail = f" ({detail})" if detail else ""
     if is_path(data_name):
         rebuild = "rebuild that dataset directory where it was made"
     else:
@@ -500,4 +504,4 @@ def damaged_data_error(data_name, data_dir, err):
             f"regenerate it with: tfds build {data_name}{imports} "
             f"--data_dir {target} --overwrite"
         )
-    return DamagedDataError(f"Damaged data file {what} ({detail}): {rebuild}.")
+    return DamagedDataError(f"Damaged data file {what}{detail}: {rebuild}.")

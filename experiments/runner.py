@@ -154,7 +154,7 @@ def run(
         )
     else:
         run_dir = rundir_lib.WorkerDir(out, config, role.name)
-    with run_dir, _reported_faults(config, data_dir, run_dir.path):
+    with _reported_faults(config, data_dir, run_dir.path), run_dir:
         checkpoint = training.RunCheckpoint(run_dir.folder("checkpoints"))
         if not role.chief:
             # Keras' multi-worker pattern: a worker restores the chief's
@@ -355,8 +355,10 @@ def _reported_faults(config, data_dir, run_path=None):
     resume = f" Then rerun with --out {run_path} to resume." if run_path else ""
     try:
         yield
-    except (DiskFullError, DamagedDataError) as err:
-        raise type(err)(f"{err}{resume}") from None
+    except DiskFullError as err:
+        raise DiskFullError(f"{err} Free some space.{resume}") from None
+    except DamagedDataError as err:
+        raise DamagedDataError(f"{err}{resume}") from None
     except NonFiniteLossError as err:
         where = f" Run folder: {run_path}." if run_path else ""
         raise NonFiniteLossError(f"{err}{where}") from None
@@ -377,7 +379,7 @@ def _reported_faults(config, data_dir, run_path=None):
             where = run_path or "the output folder"
             raise DiskFullError(
                 f"Disk full while writing {where} "
-                f"({training.first_line(err)}).{resume}"
+                f"({training.first_line(err)}). Free some space.{resume}"
             ) from None
         raise
 

@@ -384,12 +384,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         else:
             e, step, value = self.last_finite
             last = f"last finite loss {value:.4g} at epoch {e}, step {step}"
+        kept = (
+            f"the checkpoint of epoch {self.epoch - 1} is kept"
+            if self.epoch > 1
+            else "no checkpoint was written yet"
+        )
         raise NonFiniteLossError(
             f"The training loss became {loss} at epoch {self.epoch}, step "
-            f"{batch + 1} ({last}); training stopped, the last good "
-            "checkpoint is kept and nothing was exported. Try a lower "
-            "train.learning_rate or train.clipnorm=1, or float32 instead "
-            "of a mixed-precision policy."
+            f"{batch + 1} ({last}); training stopped, {kept}, nothing was "
+            "exported. Try a lower train.learning_rate, "
+            "train.clipnorm=1.0, or float32 if a mixed-precision policy "
+            "is set."
         )
 
 
@@ -582,7 +587,7 @@ def weights_file_size(model, optimizer=True):
     values = sum(
         int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables
     )
-    return int(values * 1.05) + 4096 * len(variables) + (64 << 10)
+    return int(values * 1.02) + 1024 * len(variables) + (32 << 10)
 
 
 def first_line(err):
