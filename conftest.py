@@ -18,7 +18,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 # Under a second backend these repeat what the TensorFlow run already
-# proves with the same code path (parity with Keras's own layers, README /
+# proves with the same code path (parity with Keras's own layers, docs /
 # docstring examples, whole CNNs around a block); the layer contracts,
 # NumPy references and property tests all still run. Keeps CI < 10 min.
 SECOND_BACKEND_REPEATS = (

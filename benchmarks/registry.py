@@ -8,9 +8,11 @@ TensorFlow inside their functions, so listing them stays fast.
 """
 
 import dataclasses
-import difflib
 import sys
 import time
+
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 
 _REGISTRY = {}
 
@@ -71,14 +73,6 @@ def list_benchmarks():
     return sorted(_REGISTRY.values(), key=_order)
 
 
-def close_matches(name):
-    """Registered names close to `name` (for error messages)."""
-    _load()
-    names = list(_REGISTRY)
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    return close or [n for n in names if name.lower() in n][:3]
-
-
 def get_benchmark(name):
     """The benchmark `name`, by name or issue number.
 
@@ -91,10 +85,8 @@ def get_benchmark(name):
     by_number = [b for b in _REGISTRY.values() if b.number == name]
     if len(by_number) == 1:
         return by_number[0]
-    close = close_matches(name)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise KeyError(
-        f"Unknown benchmark {name!r}.{hint} "
+    raise UnknownNameError(
+        f"Unknown benchmark {name!r}.{did_you_mean(name, _REGISTRY)} "
         "`python -m benchmarks list` shows them all."
     )
 

@@ -22,17 +22,6 @@ from experiments import rundir as rundir_lib
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
-ATTENTION_PREFIXES = ("se_", "cbam_", "eca_", "nonlocal_")
-
-
-def default_models(model_name):
-    """Plain, SE, CBAM and ECA variants of a (ResNet) model name."""
-    base = model_name
-    for prefix in ATTENTION_PREFIXES:
-        if base.startswith(prefix):
-            base = base[len(prefix) :]
-    return [base, f"se_{base}", f"cbam_{base}", f"eca_{base}"]
-
 
 def parse_model_spec(spec):
     """`"cbam_resnet20:attention_kwargs.kernel_size=3"` -> overrides.

@@ -15,7 +15,6 @@ import types
 import typing
 
 from experiments.errors import UserError
-from experiments.errors import close_matches
 from experiments.errors import unknown_name_error
 
 
@@ -30,8 +29,15 @@ class DataConfig:
         train_split: TFDS split trained on (slicing like `"train[:90%]"`
             allowed).
         validation_split: split evaluated after every epoch for the
-            training curves only (no early stopping or checkpoint selection
-            reads it); `""` for none.
+            training curves (no early stopping or checkpoint selection
+            reads it). `"auto"`: the dataset's validation split, or, when
+            it has none, a seeded `validation_fraction` of the training
+            split held out (training uses the rest); `""` for none. Never
+            the test split.
+        validation_fraction: share of the training split held out for
+            validation when the dataset has no validation split.
+        validation_seed: seed choosing the held-out examples (fixed, so
+            every run seed validates on the same examples).
         test_split: split of the final evaluation.
         batch_size: global training batch size (split across replicas).
         eval_batch_size: batch size of evaluation and prediction.
@@ -44,7 +50,9 @@ class DataConfig:
 
     name: str = "digits"
     train_split: str = "train"
-    validation_split: str = ""
+    validation_split: str = "auto"
+    validation_fraction: float = 0.1
+    validation_seed: int = 0
     test_split: str = "test"
     batch_size: int = 128
     eval_batch_size: int = 256
@@ -174,6 +182,19 @@ def register_experiment(name):
         return factory
 
     return decorator
+
+
+def register_experiments(table):
+    """Registers every entry of a config module's `EXPERIMENTS` table.
+
+    Args:
+        table: `{name: factory}`, each factory a zero-argument callable
+            returning an `ExperimentConfig` (usually
+            `functools.partial(experiment_fn, model, ...)`), so that every
+            experiment name is written out once, as a literal.
+    """
+    for name, factory in table.items():
+        register_experiment(name)(factory)
 
 
 def _load_named():
@@ -336,6 +357,10 @@ def _initials(name):
 
 def _similar_keys(key, keys):
     """Close keys: by full key, by last part, or by initials (lr)."""
+    # On the error path only: `layers` imports Keras, which `list` and
+    # `show` never load.
+    from layers.naming import close_matches
+
     matches = close_matches(key, keys, n=3)
     head, _, last = key.rpartition(".")
     for candidate in keys:
@@ -351,10 +376,12 @@ def _similar_keys(key, keys):
 
 def _unknown_key(key, config):
     keys = valid_keys(config)
-    matches = _similar_keys(key, keys)
-    hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-    return UserError(
-        f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(keys)}"
+    return unknown_name_error(
+        "config key",
+        key,
+        keys,
+        f"Valid keys: {', '.join(keys)}",
+        matches=_similar_keys(key, keys),
     )
 
 

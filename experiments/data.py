@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from experiments.errors import DamagedDataError
 from experiments.errors import UserError
-from experiments.errors import close_matches
+from experiments.errors import unknown_name_error
+from layers.naming import close_matches
 
 # Hosts TFDS downloads official datasets from (most are mirrored on GCS).
 _PROBE_HOSTS = (("storage.googleapis.com", 443),)
@@ -137,13 +138,15 @@ def load_builder(name, data_dir=None, download=True, builder_kwargs=None):
         )
     except tfds.core.DatasetNotFoundError:
         known = tfds.list_builders(with_community_datasets=False)
-        matches = close_matches(name.split("/")[0], known)
-        hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-        raise UserError(
-            f"Unknown dataset {name!r}.{hint} Use an official TFDS name "
-            f"(https://www.tensorflow.org/datasets/catalog), one of the "
+        raise unknown_name_error(
+            "dataset",
+            name,
+            known,
+            "Use an official TFDS name "
+            "(https://www.tensorflow.org/datasets/catalog), one of the "
             f"project's datasets ({', '.join(own_builder_names())}), or the "
-            "path of a prepared TFDS dataset directory."
+            "path of a prepared TFDS dataset directory.",
+            matches=close_matches(name.split("/")[0], known),
         ) from None
     except Exception as err:  # noqa: BLE001  (bad config names, versions)
         raise UserError(f"Cannot open dataset {name!r}: {err}") from None
@@ -188,18 +191,122 @@ def _split_names(builder):
         return "?"
 
 
+# ----------------------------------------------------------------------------
+# Splits: validation never comes from the test split.
+
+# Split names that official and user datasets give their validation data.
+VALIDATION_SPLIT_NAMES = ("validation", "val", "dev")
+
+
+class HeldOutSplit(str):
+    """A seeded part of a split: the examples held out for validation, or
+    the rest (for training).
+
+    A `str` (its readable description), so it travels wherever a TFDS split
+    name does (messages, cache keys); `open_split` selects its examples.
+    Which examples are held out depends only on the split's size, the
+    fraction and the seed, never on the run's seed, so every run of an
+    ablation validates on the same examples.
+    """
+
+    def __new__(cls, split, fraction, seed, held_out):
+        if held_out:
+            text = f"held-out {fraction:.0%} of {split} (seed {seed})"
+        else:
+            text = f"{split} minus its held-out {fraction:.0%} (seed {seed})"
+        value = super().__new__(cls, text)
+        value.split = split
+        value.fraction = fraction
+        value.seed = seed
+        value.held_out = held_out
+        return value
+
+    def mask(self, num_examples):
+        """Boolean `[num_examples]`: which examples are held out."""
+        import numpy as np
+
+        count = round(self.fraction * num_examples)
+        if num_examples > 1:
+            count = min(max(count, 1), num_examples - 1)
+        order = np.random.default_rng(self.seed).permutation(num_examples)
+        mask = np.zeros(num_examples, bool)
+        mask[order[:count]] = True
+        return mask
+
+
+def _base_splits(split):
+    """`{"train", "restval"}` of `"train[:90%]+restval"`."""
+    return {part.split("[")[0].strip() for part in split.split("+")}
+
+
+def resolve_splits(builder, cfg):
+    """`cfg` with its training and validation splits made concrete.
+
+    `data.validation_split="auto"` takes the dataset's own validation split
+    (named as in `VALIDATION_SPLIT_NAMES`) when it has one; otherwise a
+    seeded `data.validation_fraction` of the training split is held out
+    (seed `data.validation_seed`) and training uses the rest. A validation
+    split drawn from the test split is refused, so test metrics stay
+    those of data no choice was made on.
+
+    Args:
+        builder: the prepared TFDS builder.
+        cfg: the experiment's `DataConfig`.
+
+    Returns:
+        A copy of `cfg` whose `train_split` / `validation_split` are TFDS
+        split names or `HeldOutSplit`s.
+
+    Raises:
+        UserError: the validation split overlaps the test split, or the
+            fraction is not in (0, 1).
+    """
+    validation = cfg.validation_split
+    if validation == "auto":
+        own = [n for n in VALIDATION_SPLIT_NAMES if n in builder.info.splits]
+        if own:
+            return dataclasses.replace(cfg, validation_split=own[0])
+        fraction = cfg.validation_fraction
+        if not 0 < fraction < 1:
+            raise UserError(
+                "data.validation_fraction must be between 0 and 1 (the "
+                "share of the training split held out for validation). "
+                f"Received: data.validation_fraction={fraction!r}"
+            )
+        seed = cfg.validation_seed
+        return dataclasses.replace(
+            cfg,
+            train_split=HeldOutSplit(cfg.train_split, fraction, seed, False),
+            validation_split=HeldOutSplit(
+                cfg.train_split, fraction, seed, True
+            ),
+        )
+    if validation and _base_splits(validation) & _base_splits(cfg.test_split):
+        raise UserError(
+            f"data.validation_split={validation!r} uses the test split "
+            f"(data.test_split={cfg.test_split!r}): choices made on it "
+            "would leak into the test metrics. Use data.validation_split="
+            "auto (the dataset's validation split, or a seeded slice of the "
+            "training split), another split, or '' for none."
+        )
+    return cfg
+
+
 def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
     """`(dataset, num_examples)` of a (possibly sliced) split.
 
     Args:
         builder: a prepared TFDS builder.
-        split: split name, slicing allowed (`"train[:90%]"`).
+        split: split name, slicing allowed (`"train[:90%]"`), or a
+            `HeldOutSplit` of one.
         max_examples: keep only the first N examples (0: all).
         **as_dataset_kwargs: passed to `builder.as_dataset`.
 
     Raises:
         UserError: unknown split (the message lists the dataset's splits).
     """
+    if isinstance(split, HeldOutSplit):
+        return _open_held_out(builder, split, max_examples, as_dataset_kwargs)
     try:
         ds = builder.as_dataset(
             split=split, shuffle_files=False, **as_dataset_kwargs
@@ -223,6 +330,27 @@ def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
     return ds, count
 
 
+def _open_held_out(builder, split, max_examples, as_dataset_kwargs):
+    import tensorflow as tf
+
+    ds, num_examples = open_split(builder, split.split, **as_dataset_kwargs)
+    mask = split.mask(num_examples)
+    if not split.held_out:
+        mask = ~mask
+    count = int(mask.sum())
+    keep = tf.constant(mask)
+    ds = (
+        ds.enumerate()
+        .filter(lambda index, _: tf.gather(keep, index))
+        .map(lambda _, example: example)
+        .apply(tf.data.experimental.assert_cardinality(count))
+    )
+    if max_examples:
+        ds = ds.take(max_examples)
+        count = min(count, max_examples)
+    return ds, count
+
+
 def check_features(builder, keys):
     """Raises UserError unless every `{config_key: feature}` exists."""
     features = builder.info.features
@@ -234,6 +362,16 @@ def check_features(builder, keys):
                 f"{feature!r} (set by {config_key}). Its features: "
                 f"{', '.join(available)}."
             )
+
+
+def with_known_cardinality(dataset):
+    """`dataset` with its size counted once and asserted, so that Keras does
+    not warn about a dataset of unknown size (evaluation pipelines whose
+    filters hide their length)."""
+    import tensorflow as tf
+
+    batches = int(dataset.reduce(0, lambda n, _: n + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 # ----------------------------------------------------------------------------

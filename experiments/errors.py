@@ -1,7 +1,7 @@
-"""The exception types of problems a user can fix (exit status 2) and the
-run interruption; did-you-mean helpers for their messages."""
+"""The exception types of problems a user can fix (exit status 2), the
+run interruption, and the unknown-name error of the registries."""
 
-import difflib
+import functools
 
 
 class UserError(Exception):
@@ -28,18 +28,42 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the message names the run folder to resume."""
 
 
-def close_matches(name, candidates, n=5):
-    """Close spellings of `name` among `candidates` (for error messages)."""
-    candidates = [str(c) for c in candidates]
-    matches = difflib.get_close_matches(str(name), candidates, n=n, cutoff=0.6)
-    if not matches:
-        # Substring hits help with partial names like "resnet" or "cifar".
-        matches = [c for c in candidates if str(name).lower() in c.lower()]
-    return matches[:n]
+@functools.cache
+def _unknown_name_type():
+    # `layers` imports Keras, which `list`, `show` and `--help` never load:
+    # it is imported on this error path only.
+    from layers.naming import UnknownNameError
+
+    return type(
+        "UnknownNameError",
+        (UserError, UnknownNameError),
+        {
+            "__module__": __name__,
+            "__doc__": "An unknown name a user gave: a `UserError` of the "
+            "project's one unknown-name type (`layers.naming`).",
+        },
+    )
 
 
-def unknown_name_error(kind, name, candidates, listing_hint):
-    """A `UserError` for an unknown `kind` name, with close matches."""
-    matches = close_matches(name, candidates)
-    hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-    return UserError(f"Unknown {kind} {name!r}.{hint} {listing_hint}")
+def unknown_name_error(kind, name, candidates, listing_hint, matches=None):
+    """A `UserError` for an unknown `kind` name, with close matches.
+
+    It is also a `layers.naming.UnknownNameError`, the type every registry
+    of the project raises for a name it does not know.
+
+    Args:
+        kind: what is named ("experiment", "dataset", "config key").
+        name: the unknown name.
+        candidates: the known names (close ones are suggested).
+        listing_hint: the sentence that ends the message (where to find
+            all names).
+        matches: the suggestions, when the caller finds them itself
+            (default: `layers.naming.close_matches(name, candidates)`).
+    """
+    from layers import naming  # on the error path only, as above
+
+    if matches is None:
+        matches = naming.close_matches(name, candidates)
+    return _unknown_name_type()(
+        f"Unknown {kind} {name!r}.{naming.suggestion(matches)} {listing_hint}"
+    )

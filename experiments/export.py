@@ -81,7 +81,7 @@ def serving_input(value, shape, description, nonempty_axes=()):
     return tf.ensure_shape(value, shape)
 
 
-def export_saved_model(path, model, serving_fn, extra_endpoints=None):
+def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     """Exports `model` with `serving_fn` as `serving_default`, atomically.
 
     Args:
@@ -90,6 +90,8 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
         serving_fn: a `tf.function` with an `input_signature`, returning a
             dict of named output tensors.
         extra_endpoints: optional `{name: tf.function}` of more signatures.
+        track: further trackable objects the functions use (tokenisers,
+            lookup tables), saved with the model.
 
     Returns:
         `path`.
@@ -98,6 +100,8 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    for resource in track:
+        archive.track(resource)
     archive.add_endpoint("serving_default", serving_fn)
     for name, fn in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn)

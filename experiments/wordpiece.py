@@ -26,7 +26,8 @@ Reference: Wu et al. 2016, "Google's Neural Machine Translation System"
 
 import tensorflow as tf
 
-RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
+from zoo.tokens import RESERVED_TOKENS
+
 SUFFIX = "##"
 
 # Characters that become tokens of their own: punctuation, symbols and CJK

@@ -3,13 +3,13 @@
 Models take `attention="cbam"` and build `get_attention(attention)(channels)`.
 """
 
-import difflib
-
 import keras
 
 from layers.cbam import CBAM
 from layers.channel_attention import ChannelAttention
 from layers.efficient_channel_attention import EfficientChannelAttention
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 from layers.non_local_block import NonLocalBlock
 from layers.self_attention_2d import SelfAttention2D
 from layers.spatial_attention import SpatialAttention
@@ -110,9 +110,8 @@ def get_attention(name):
     key = ALIASES.get(key, key)
     if key in ATTENTION_LAYERS:
         return ATTENTION_LAYERS[key]
-    close = difflib.get_close_matches(key, _known_names(), n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
+    hint = did_you_mean(key, _known_names())
+    raise UnknownNameError(
         f"Unknown attention `name`.{hint} Known names: "
         f"{', '.join(_known_names())} (or None / 'none'). "
         f"Received: name={name!r}"

@@ -10,8 +10,10 @@ Embedding".
 import keras
 from keras import ops
 
-from layers.masking import _check_mask_shape
+from layers.masking import check_mask_shape
 from layers.masking import masked_softmax
+from layers.validation import check_choice
+from layers.validation import check_positive_int
 
 MERGE_MODES = ("concat", "mean")
 
@@ -95,27 +97,9 @@ class AttentionPooling1D(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        if units is not None and (
-            isinstance(units, bool) or not isinstance(units, int) or units <= 0
-        ):
-            raise ValueError(
-                "`units` expected a positive integer or None. "
-                f"Received: units={units!r}"
-            )
-        if (
-            isinstance(num_heads, bool)
-            or not isinstance(num_heads, int)
-            or num_heads <= 0
-        ):
-            raise ValueError(
-                "`num_heads` expected a positive integer. "
-                f"Received: num_heads={num_heads!r}"
-            )
-        if merge not in MERGE_MODES:
-            raise ValueError(
-                f"`merge` expected one of {MERGE_MODES}. "
-                f"Received: merge={merge!r}"
-            )
+        check_positive_int("units", units, allow_none=True)
+        check_positive_int("num_heads", num_heads)
+        check_choice("merge", merge, MERGE_MODES)
         super().__init__(**kwargs)
         self.supports_masking = True
         self.units = units
@@ -184,7 +168,7 @@ class AttentionPooling1D(keras.layers.Layer):
         )
         logits = ops.swapaxes(logits, 1, 2)
         if mask is not None:
-            _check_mask_shape("mask", mask, shape[:2], f"inputs.shape={shape}")
+            check_mask_shape("mask", mask, shape[:2], f"inputs.shape={shape}")
             mask = ops.expand_dims(ops.cast(mask, "bool"), 1)  # [B, 1, T]
         weights = masked_softmax(logits, mask)
         # pooled: [B, heads, D] = weights @ h

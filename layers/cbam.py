@@ -2,7 +2,7 @@
 
 import keras
 
-from layers import _vision
+from layers import vision_utils
 from layers.channel_attention import ChannelAttention
 from layers.spatial_attention import SpatialAttention
 
@@ -118,7 +118,7 @@ class CBAM(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        _vision.check_image_shape(input_shape, "CBAM", self.data_format)
+        vision_utils.check_image_shape(input_shape, "CBAM", self.data_format)
         self.channel_attention.build(input_shape)
         self.spatial_attention.build(input_shape)
 
@@ -156,7 +156,7 @@ class CBAM(keras.layers.Layer):
             "hidden_channels": self.hidden_channels,
             "min_channels": self.min_channels,
             "kernel_size": self.kernel_size,
-            "act": _vision.serialize_activation(self.act),
+            "act": keras.activations.serialize(self.act),
             "gate": self.gate,
             "use_bias": self.use_bias,
             "use_batch_norm": self.use_batch_norm,

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
 from layers.squeeze_excite import SqueezeExcite
 
 
@@ -53,7 +53,7 @@ class ChannelAttention(SqueezeExcite):
     """
 
     def _channel_logits(self, inputs):
-        axes = _vision.spatial_axes(self.data_format)
+        axes = vision_utils.spatial_axes(self.data_format)
         # Both descriptors go through the same MLP: [B, C] -> [B, C].
         avg = self._excite(ops.mean(inputs, axis=axes))
         peak = self._excite(ops.max(inputs, axis=axes))

@@ -30,6 +30,8 @@ import math
 
 from keras import ops
 
+from layers.validation import check_positive_int
+
 DEFAULT_QUERY_CHUNK_SIZE = 256
 DEFAULT_KEY_CHUNK_SIZE = 512
 # A masked logit. Finite, so that `masked - running_max` is never inf - inf.
@@ -37,15 +39,6 @@ _MASKED = -1.0e30
 # The log-sum-exp reported for a query without any valid key:
 # `exp(logit - NO_KEY_LSE)` is exactly zero for every logit.
 NO_KEY_LSE = 1.0e30
-
-
-def validate_chunk_size(name, value):
-    """Returns `value` if it is a positive integer, else raises ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return value
 
 
 def _dim(x, axis):
@@ -155,8 +148,8 @@ def blockwise_attention(
         `[B, K, G, T, Hv]` tensor in `value`'s dtype, and the log-sum-exp
         when `return_lse`.
     """
-    validate_chunk_size("query_chunk_size", query_chunk_size)
-    validate_chunk_size("key_chunk_size", key_chunk_size)
+    check_positive_int("query_chunk_size", query_chunk_size)
+    check_positive_int("key_chunk_size", key_chunk_size)
     _check_rank("query", query, 5, "[B, K, G, T, H]")
     _check_rank("key_t", key_t, 4, "[B, K, H, S]")
     _check_rank("value", value, 4, "[B, K, S, Hv]")
@@ -492,8 +485,8 @@ def chunked_attention(
     >>> tuple(out.shape)
     (2, 300, 4, 16)
     """
-    validate_chunk_size("query_chunk_size", query_chunk_size)
-    validate_chunk_size("key_chunk_size", key_chunk_size)
+    check_positive_int("query_chunk_size", query_chunk_size)
+    check_positive_int("key_chunk_size", key_chunk_size)
     query = ops.convert_to_tensor(query)
     key = ops.convert_to_tensor(key)
     value = ops.convert_to_tensor(value)

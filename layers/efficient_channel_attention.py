@@ -5,7 +5,11 @@ import math
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
+from layers.validation import check_number
+from layers.validation import check_odd_int
+from layers.validation import check_positive_int
+from layers.validation import check_positive_number
 
 
 def eca_kernel_size(channels, gamma=2, beta=1):
@@ -86,27 +90,15 @@ class EfficientChannelAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("channels", channels, allow_none=True)
+        check_positive_int("channels", channels, allow_none=True)
         if kernel_size is not None:
-            _vision.check_odd_kernel_size("kernel_size", kernel_size)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-            raise ValueError(
-                f"`gamma` must be a positive number. Received: gamma={gamma!r}"
-            )
-        if gamma <= 0:
-            raise ValueError(
-                f"`gamma` must be a positive number. Received: gamma={gamma!r}"
-            )
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-            raise ValueError(
-                f"`beta` must be a number. Received: beta={beta!r}"
-            )
+            check_odd_int("kernel_size", kernel_size)
         self.channels = channels
         self.kernel_size = kernel_size
-        self.gamma = gamma
-        self.beta = beta
-        self.gate = _vision.check_gate(gate)
-        self.data_format = _vision.check_data_format(data_format)
+        self.gamma = check_positive_number("gamma", gamma)
+        self.beta = check_number("beta", beta)
+        self.gate = vision_utils.check_gate(gate)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.kernel_size_ = None
@@ -120,8 +112,8 @@ class EfficientChannelAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         name = type(self).__name__
-        _vision.check_image_shape(input_shape, name, self.data_format)
-        channels = _vision.resolve_channels(
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        channels = vision_utils.resolve_channels(
             self.channels, input_shape, self.data_format, name
         )
         #: The kernel size in use (adaptive or given), set once built.
@@ -141,10 +133,10 @@ class EfficientChannelAttention(keras.layers.Layer):
 
     def channel_gate(self, inputs):
         """Returns the gate, broadcastable to `inputs`, without applying it."""
-        axes = _vision.spatial_axes(self.data_format)
+        axes = vision_utils.spatial_axes(self.data_format)
         descriptor = ops.expand_dims(ops.mean(inputs, axis=axes), -1)
         logits = ops.squeeze(self.conv(descriptor), -1)  # [B, C]
-        weights = _vision.apply_gate(logits, self.gate, self.compute_dtype)
+        weights = vision_utils.apply_gate(logits, self.gate, self.compute_dtype)
         if self.data_format == "channels_last":
             return ops.expand_dims(ops.expand_dims(weights, 1), 1)
         return ops.expand_dims(ops.expand_dims(weights, -1), -1)
@@ -164,8 +156,8 @@ class EfficientChannelAttention(keras.layers.Layer):
         if not return_attention_scores:
             return outputs
         shape = tuple(inputs.shape)
-        channels = shape[_vision.channel_axis(self.data_format)]
-        gate_shape = _vision.channel_gate_shape(
+        channels = shape[vision_utils.channel_axis(self.data_format)]
+        gate_shape = vision_utils.channel_gate_shape(
             shape[0], channels, self.data_format
         )
         return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)

@@ -4,7 +4,12 @@ MLPs")."""
 import keras
 from keras import ops
 
-from layers import _vision
+from layers.validation import check_activation
+from layers.validation import check_non_negative_number
+from layers.validation import check_positive_int
+from layers.validation import check_positive_number
+from layers.validation import check_rank
+from layers.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -64,38 +69,24 @@ class GatedMLPBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("ffn_dim", ffn_dim, allow_none=True)
+        check_positive_int("ffn_dim", ffn_dim, allow_none=True)
         if ffn_dim is not None and ffn_dim % 2:
             raise ValueError(
                 "`ffn_dim` must be even (it is split into two halves). "
                 f"Received: ffn_dim={ffn_dim}"
             )
-        if not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise ValueError(
-                f"`epsilon` must be a positive float. Received: "
-                f"epsilon={epsilon!r}"
-            )
-        if (
-            isinstance(spatial_init_std, bool)
-            or not isinstance(spatial_init_std, (int, float))
-            or spatial_init_std < 0
-        ):
-            raise ValueError(
-                "`spatial_init_std` must be a non-negative float. Received: "
-                f"spatial_init_std={spatial_init_std!r}"
-            )
         self.ffn_dim = ffn_dim
-        self.act = _vision.get_activation("act", act)
-        self.dropout = _vision.check_rate("dropout", dropout)
-        self.epsilon = epsilon
-        self.spatial_init_std = spatial_init_std
+        self.act = check_activation("act", act)
+        self.dropout = check_rate("dropout", dropout)
+        self.epsilon = check_positive_number("epsilon", epsilon)
+        self.spatial_init_std = check_non_negative_number(
+            "spatial_init_std", spatial_init_std
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        shape = _vision.check_rank(
-            input_shape, 3, "GatedMLPBlock", "tokens [B, N, C]"
-        )
+        shape = check_rank(input_shape, 3, "GatedMLPBlock", "tokens [B, N, C]")
         _, tokens, channels = shape
         if tokens is None or channels is None:
             raise ValueError(
@@ -164,7 +155,7 @@ class GatedMLPBlock(keras.layers.Layer):
     def get_config(self):
         config = {
             "ffn_dim": self.ffn_dim,
-            "act": _vision.serialize_activation(self.act),
+            "act": keras.activations.serialize(self.act),
             "dropout": self.dropout,
             "epsilon": self.epsilon,
             "spatial_init_std": self.spatial_init_std,

@@ -12,6 +12,10 @@ from keras import ops
 
 from layers.masking import masked_softmax
 from layers.masking import merge_attention_masks
+from layers.validation import check_choice
+from layers.validation import check_positive_int
+from layers.validation import check_positive_number
+from layers.validation import check_seed
 
 SCORES = ("scaled_dot", "additive", "dot")
 MODES = ("sample", "gumbel")
@@ -130,35 +134,12 @@ class HardAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        if units is not None and (
-            isinstance(units, bool) or not isinstance(units, int) or units <= 0
-        ):
-            raise ValueError(
-                "`units` expected a positive integer or None. "
-                f"Received: units={units!r}"
-            )
-        if score not in SCORES:
-            raise ValueError(
-                f"`score` expected one of {SCORES}. Received: score={score!r}"
-            )
-        if mode not in _MODE_ALIASES:
-            raise ValueError(
-                f"`mode` expected one of {tuple(_MODE_ALIASES)}. "
-                f"Received: mode={mode!r}"
-            )
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(
-                f"`k` expected a positive integer. Received: k={k!r}"
-            )
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not temperature > 0
-        ):
-            raise ValueError(
-                "`temperature` expected a positive number. "
-                f"Received: temperature={temperature!r}"
-            )
+        check_positive_int("units", units, allow_none=True)
+        check_choice("score", score, SCORES)
+        check_choice("mode", mode, _MODE_ALIASES)
+        check_positive_int("k", k)
+        check_positive_number("temperature", temperature)
+        check_seed("seed", seed)
         super().__init__(**kwargs)
         self.supports_masking = True
         self.units = units

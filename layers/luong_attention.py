@@ -1,17 +1,19 @@
 """Luong global and local (local-m, local-p) attention (Luong et al. 2015)."""
 
-import difflib
-
 import keras
 from keras import ops
 
 from layers.masking import normalize_scores
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 from layers.score_attention_base import ScoreAttentionBase
 from layers.score_attention_base import check_probability_fn
 from layers.scores.registry import create_score
 from layers.scores.score import as_float32
-from layers.scores.score import check_positive_int
 from layers.scores.score import clone_initializer
+from layers.validation import check_bool
+from layers.validation import check_choice
+from layers.validation import check_positive_int
 
 LUONG_SCORES = ("dot", "general", "concat", "location")
 LOCAL_MODES = ("monotonic", "predictive")
@@ -127,37 +129,26 @@ class LuongAttention(ScoreAttentionBase):
             normalizer=probability_fn, dropout=dropout, seed=seed, **kwargs
         )
         if not isinstance(score, str) or score not in LUONG_SCORES:
-            close = difflib.get_close_matches(str(score), LUONG_SCORES, n=2)
-            hint = f" Did you mean {close}?" if close else ""
-            raise ValueError(
-                f"`score` must be one of {LUONG_SCORES}.{hint} "
+            raise UnknownNameError(
+                f"`score` must be one of {LUONG_SCORES}."
+                f"{did_you_mean(score, LUONG_SCORES)} "
                 f"Received: score={score!r}"
             )
-        if units is not None:
-            check_positive_int("units", units)
-        elif score == "concat":
+        check_positive_int("units", units, allow_none=True)
+        if units is None and score == "concat":
             raise ValueError(
                 "The 'concat' score needs `units`, a positive integer. "
                 "Received: units=None"
             )
-        if max_length is not None:
-            check_positive_int("max_length", max_length)
-        elif score == "location":
+        check_positive_int("max_length", max_length, allow_none=True)
+        if max_length is None and score == "location":
             raise ValueError(
                 "The 'location' score needs `max_length`, the maximum "
                 "number of keys. Received: max_length=None"
             )
-        if not isinstance(scale, bool):
-            raise ValueError(
-                f"`scale` must be a bool. Received: scale={scale!r}"
-            )
-        if window is not None:
-            check_positive_int("window", window)
-        if local_mode not in LOCAL_MODES:
-            raise ValueError(
-                f"`local_mode` must be one of {LOCAL_MODES}. "
-                f"Received: local_mode={local_mode!r}"
-            )
+        check_bool("scale", scale)
+        check_positive_int("window", window, allow_none=True)
+        check_choice("local_mode", local_mode, LOCAL_MODES)
         self.score = score
         self.units = units
         self.max_length = max_length

@@ -24,7 +24,7 @@ def _static_dim(shape, axis):
     return None if dim is None else int(dim)
 
 
-def _check_mask_shape(name, mask, expected, received_from):
+def check_mask_shape(name, mask, expected, received_from):
     """Raises `ValueError` if `mask`'s static shape contradicts `expected`.
 
     `expected` is a tuple of ints/None (None = unknown, not checked).
@@ -105,14 +105,14 @@ def merge_attention_masks(
     src = f"query.shape={q_shape} and key.shape={k_shape}"
     mask = None
     if query_mask is not None:
-        _check_mask_shape("query_mask", query_mask, (batch, tq), src)
+        check_mask_shape("query_mask", query_mask, (batch, tq), src)
         mask = ops.expand_dims(ops.cast(query_mask, "bool"), -1)
     if value_mask is not None:
-        _check_mask_shape("value_mask", value_mask, (batch, tk), src)
+        check_mask_shape("value_mask", value_mask, (batch, tk), src)
         vm = ops.expand_dims(ops.cast(value_mask, "bool"), -2)
         mask = vm if mask is None else ops.logical_and(mask, vm)
     if attention_mask is not None:
-        _check_mask_shape(
+        check_mask_shape(
             "attention_mask", attention_mask, (batch, tq, tk), src
         )
         am = ops.cast(attention_mask, "bool")
@@ -246,16 +246,6 @@ def normalize_scores(scores, mask=None, normalize="softmax", axis=-1):
         f"`normalize` must be one of {NORMALIZERS}. Received: "
         f"normalize={normalize!r}"
     )
-
-
-def validate_normalize(normalize):
-    """Raises `ValueError` unless `normalize` names a known normaliser."""
-    if normalize not in NORMALIZERS:
-        raise ValueError(
-            f"`normalize` must be one of {NORMALIZERS}. Received: "
-            f"normalize={normalize!r}"
-        )
-    return normalize
 
 
 def zero_fully_masked_queries(context, mask):

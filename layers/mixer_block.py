@@ -3,7 +3,11 @@
 import keras
 from keras import ops
 
-from layers import _vision
+from layers.validation import check_activation
+from layers.validation import check_positive_int
+from layers.validation import check_positive_number
+from layers.validation import check_rank
+from layers.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -63,20 +67,15 @@ class MixerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.tokens_mlp_dim = _vision.check_positive_int(
+        self.tokens_mlp_dim = check_positive_int(
             "tokens_mlp_dim", tokens_mlp_dim, allow_none=True
         )
-        self.channels_mlp_dim = _vision.check_positive_int(
+        self.channels_mlp_dim = check_positive_int(
             "channels_mlp_dim", channels_mlp_dim, allow_none=True
         )
-        self.act = _vision.get_activation("act", act)
-        self.dropout = _vision.check_rate("dropout", dropout)
-        if not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise ValueError(
-                f"`epsilon` must be a positive float. Received: "
-                f"epsilon={epsilon!r}"
-            )
-        self.epsilon = epsilon
+        self.act = check_activation("act", act)
+        self.dropout = check_rate("dropout", dropout)
+        self.epsilon = check_positive_number("epsilon", epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
@@ -91,9 +90,7 @@ class MixerBlock(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = _vision.check_rank(
-            input_shape, 3, "MixerBlock", "tokens [B, N, C]"
-        )
+        shape = check_rank(input_shape, 3, "MixerBlock", "tokens [B, N, C]")
         _, tokens, channels = shape
         if tokens is None or channels is None:
             raise ValueError(
@@ -151,7 +148,7 @@ class MixerBlock(keras.layers.Layer):
         config = {
             "tokens_mlp_dim": self.tokens_mlp_dim,
             "channels_mlp_dim": self.channels_mlp_dim,
-            "act": _vision.serialize_activation(self.act),
+            "act": keras.activations.serialize(self.act),
             "dropout": self.dropout,
             "epsilon": self.epsilon,
             "kernel_initializer": keras.initializers.serialize(

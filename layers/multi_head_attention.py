@@ -18,28 +18,16 @@ from layers.chunked_attention import DEFAULT_KEY_CHUNK_SIZE
 from layers.chunked_attention import DEFAULT_QUERY_CHUNK_SIZE
 from layers.chunked_attention import NO_KEY_LSE
 from layers.chunked_attention import blockwise_attention
-from layers.chunked_attention import validate_chunk_size
-from layers.masking import _check_mask_shape
+from layers.masking import check_mask_shape
 from layers.masking import masked_softmax
 from layers.masking import merge_attention_masks
 from layers.masking import zero_fully_masked_queries
+from layers.validation import check_choice
+from layers.validation import check_positive_int
+from layers.validation import check_rate
+from layers.validation import check_seed
 
 ATTENTION_IMPLS = ("auto", "standard", "chunked")
-
-
-def _positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        expected = (
-            "a positive integer or None"
-            if allow_none
-            else ("a positive integer")
-        )
-        raise ValueError(
-            f"`{name}` expected {expected}. Received: {name}={value!r}"
-        )
-    return value
 
 
 def _prod(values):
@@ -332,21 +320,19 @@ class MultiHeadAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        _positive_int("num_heads", num_heads)
-        _positive_int("key_dim", key_dim)
-        _positive_int("value_dim", value_dim, allow_none=True)
-        _positive_int("num_key_value_heads", num_key_value_heads, True)
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("key_dim", key_dim)
+        check_positive_int("value_dim", value_dim, allow_none=True)
+        check_positive_int(
+            "num_key_value_heads", num_key_value_heads, allow_none=True
+        )
         if num_key_value_heads is not None and num_heads % num_key_value_heads:
             raise ValueError(
                 "`num_heads` must be a multiple of `num_key_value_heads`. "
                 f"Received: num_heads={num_heads}, "
                 f"num_key_value_heads={num_key_value_heads}"
             )
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                "`dropout` expected a float in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
+        check_rate("dropout", dropout)
         if output_shape is not None:
             shape = (
                 (output_shape,)
@@ -380,19 +366,12 @@ class MultiHeadAttention(keras.layers.Layer):
                     "`attention_axes` expected an int, a non-empty tuple of "
                     f"ints or None. Received: attention_axes={attention_axes!r}"
                 )
-        if flash_attention not in (None, True, False):
-            raise ValueError(
-                "`flash_attention` expected True, False or None. "
-                f"Received: flash_attention={flash_attention!r}"
-            )
-        if attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(
-                f"`attention_impl` expected one of {ATTENTION_IMPLS}. "
-                f"Received: attention_impl={attention_impl!r}"
-            )
-        validate_chunk_size("query_chunk_size", query_chunk_size)
-        validate_chunk_size("key_chunk_size", key_chunk_size)
-        _positive_int("chunk_threshold", chunk_threshold)
+        check_choice("flash_attention", flash_attention, (None, True, False))
+        check_choice("attention_impl", attention_impl, ATTENTION_IMPLS)
+        check_positive_int("query_chunk_size", query_chunk_size)
+        check_positive_int("key_chunk_size", key_chunk_size)
+        check_positive_int("chunk_threshold", chunk_threshold)
+        check_seed("seed", seed)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.supports_masking = True
         self.num_heads = num_heads
@@ -1059,7 +1038,7 @@ class MultiHeadAttention(keras.layers.Layer):
             ((batch, tq), (batch, tk), (batch, tq, tk)),
         ):
             if mask is not None:
-                _check_mask_shape(name, mask, expected, src)
+                check_mask_shape(name, mask, expected, src)
 
     def _merged_mask(self, q_ref, k_ref, masks, causal, offset, key_slots):
         query_mask, value_mask, attention_mask = masks
@@ -1206,12 +1185,12 @@ class MultiHeadAttention(keras.layers.Layer):
         perm = layout["perm"][:-1]
         out = []
         if qm is not None:
-            _check_mask_shape("query_mask", qm, q_shape[:-1], src)
+            check_mask_shape("query_mask", qm, q_shape[:-1], src)
             qm = ops.transpose(ops.cast(qm, "bool"), perm)
             qm = ops.reshape(qm, (-1, _prod(layout["q_sizes"])))
         out.append(qm)
         if vm is not None:
-            _check_mask_shape("value_mask", vm, v_shape[:-1], src)
+            check_mask_shape("value_mask", vm, v_shape[:-1], src)
             vm = ops.transpose(ops.cast(vm, "bool"), perm)
             vm = ops.reshape(vm, (-1, _prod(layout["k_sizes"])))
         out.append(vm)
@@ -1223,7 +1202,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 *(q_shape[a] for a in layout["axes"]),
                 *(v_shape[a] for a in layout["axes"]),
             )
-            _check_mask_shape("attention_mask", am, expected, src)
+            check_mask_shape("attention_mask", am, expected, src)
             am = ops.broadcast_to(
                 ops.cast(am, "bool"),
                 (

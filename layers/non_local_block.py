@@ -5,8 +5,10 @@ import math
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
 from layers.masking import masked_softmax
+from layers.validation import check_choice
+from layers.validation import check_positive_int
 
 MODES = ("embedded_gaussian", "dot", "concat", "gaussian")
 
@@ -111,19 +113,14 @@ class NonLocalBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("channels", channels, allow_none=True)
-        if mode not in MODES:
-            raise ValueError(
-                f"`mode` must be one of {MODES}. Received: mode={mode!r}"
-            )
-        _vision.check_positive_int("reduction", reduction)
-        _vision.check_positive_int(
-            "hidden_channels", hidden_channels, allow_none=True
-        )
-        _vision.check_positive_int("min_channels", min_channels)
+        check_positive_int("channels", channels, allow_none=True)
+        check_choice("mode", mode, MODES)
+        check_positive_int("reduction", reduction)
+        check_positive_int("hidden_channels", hidden_channels, allow_none=True)
+        check_positive_int("min_channels", min_channels)
         if hidden_channels is None:
-            _vision.check_reduction(channels, reduction)
-        _vision.check_positive_int("pool_size", pool_size)
+            vision_utils.check_reduction(channels, reduction)
+        check_positive_int("pool_size", pool_size)
         if use_scale and mode not in ("embedded_gaussian", "gaussian"):
             raise ValueError(
                 "`use_scale` only applies to the softmax modes "
@@ -140,7 +137,7 @@ class NonLocalBlock(keras.layers.Layer):
         self.use_scale = use_scale
         self.use_batch_norm = use_batch_norm
         self.zero_init = zero_init
-        self.data_format = _vision.check_data_format(data_format)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
@@ -157,15 +154,15 @@ class NonLocalBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         name = type(self).__name__
-        _vision.check_image_shape(input_shape, name, self.data_format)
-        channels = _vision.resolve_channels(
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        channels = vision_utils.resolve_channels(
             self.channels, input_shape, self.data_format, name
         )
-        hidden = _vision.hidden_width(
+        hidden = vision_utils.hidden_width(
             channels, self.reduction, self.hidden_channels, self.min_channels
         )
         self._hidden = hidden
-        batch, height, width, _ = _vision.nhwc_shape(
+        batch, height, width, _ = vision_utils.nhwc_shape(
             input_shape, self.data_format
         )
         image = (batch, height, width, channels)
@@ -253,7 +250,7 @@ class NonLocalBlock(keras.layers.Layer):
         return weights, value
 
     def call(self, inputs, return_attention_scores=False, training=None):
-        x = _vision.to_channels_last(inputs, self.data_format)
+        x = vision_utils.to_channels_last(inputs, self.data_format)
         weights, value = self.affinity(x)
         weights = ops.cast(weights, self.compute_dtype)
         context = ops.matmul(weights, value)  # [B, HW, hidden]
@@ -262,7 +259,9 @@ class NonLocalBlock(keras.layers.Layer):
         residual = self.output_projection(context)
         if self.norm is not None:
             residual = self.norm(residual, training=training)
-        outputs = _vision.from_channels_last(x + residual, self.data_format)
+        outputs = vision_utils.from_channels_last(
+            x + residual, self.data_format
+        )
         if return_attention_scores:
             return outputs, weights
         return outputs
@@ -276,7 +275,7 @@ class NonLocalBlock(keras.layers.Layer):
         outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
         if not return_attention_scores:
             return outputs
-        batch, height, width, _ = _vision.nhwc_shape(
+        batch, height, width, _ = vision_utils.nhwc_shape(
             inputs.shape, self.data_format
         )
         queries = None if None in (height, width) else height * width

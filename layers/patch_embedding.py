@@ -4,7 +4,8 @@ Words")."""
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
+from layers.validation import check_positive_int
 
 
 def _pair(name, received):
@@ -78,20 +79,20 @@ class PatchEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.embed_dim = _vision.check_positive_int("embed_dim", embed_dim)
+        self.embed_dim = check_positive_int("embed_dim", embed_dim)
         self._patch = _pair("patch_size", patch_size)
         self.patch_size = patch_size
         self.flatten = flatten
         self.use_bias = use_bias
-        self.data_format = _vision.check_data_format(data_format)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        _vision.check_image_shape(
+        vision_utils.check_image_shape(
             input_shape, "PatchEmbedding", self.data_format
         )
-        shape = _vision.nhwc_shape(input_shape, self.data_format)
+        shape = vision_utils.nhwc_shape(input_shape, self.data_format)
         for size, patch in zip(shape[1:3], self._patch):
             if size is not None and size % patch:
                 raise ValueError(
@@ -119,14 +120,14 @@ class PatchEmbedding(keras.layers.Layer):
         self.projection.build(shape)
 
     def call(self, inputs):
-        x = _vision.to_channels_last(inputs, self.data_format)
+        x = vision_utils.to_channels_last(inputs, self.data_format)
         grid = self.projection(x)  # [B, H/p, W/p, D]
         if not self.flatten:
             return grid
         return ops.reshape(grid, (ops.shape(grid)[0], -1, self.embed_dim))
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, _ = _vision.nhwc_shape(
+        batch, height, width, _ = vision_utils.nhwc_shape(
             input_shape, self.data_format
         )
         rows = None if height is None else height // self._patch[0]

@@ -4,7 +4,8 @@ Dosovitskiy et al. 2021)."""
 import keras
 from keras import ops
 
-from layers import _vision
+from layers.validation import check_bool
+from layers.validation import check_rank
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -55,12 +56,7 @@ class PositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(use_class_token, bool):
-            raise ValueError(
-                "`use_class_token` must be a bool. Received: "
-                f"use_class_token={use_class_token!r}"
-            )
-        self.use_class_token = use_class_token
+        self.use_class_token = check_bool("use_class_token", use_class_token)
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
             or keras.initializers.TruncatedNormal(stddev=0.02)
@@ -70,7 +66,7 @@ class PositionEmbedding(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = _vision.check_rank(
+        shape = check_rank(
             input_shape, 3, "PositionEmbedding", "tokens [B, N, D]"
         )
         _, tokens, dim = shape

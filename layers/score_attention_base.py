@@ -13,15 +13,14 @@ from keras import ops
 from layers.masking import NORMALIZERS
 from layers.masking import merge_attention_masks
 from layers.masking import normalize_scores
+from layers.validation import check_choice
+from layers.validation import check_rate
+from layers.validation import check_seed
 
 
 def check_probability_fn(name, value):
     """Raises `ValueError` unless `value` names a known normaliser."""
-    if not isinstance(value, str) or value not in NORMALIZERS:
-        raise ValueError(
-            f"`{name}` must be one of {NORMALIZERS}. Received: {name}={value!r}"
-        )
-    return value
+    return check_choice(name, value, NORMALIZERS)
 
 
 def _shape(shape):
@@ -62,23 +61,8 @@ class ScoreAttentionBase(keras.layers.Layer):
     def __init__(self, normalizer="softmax", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         check_probability_fn("normalize", normalizer)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, (int, float))
-            or not 0.0 <= dropout < 1.0
-        ):
-            raise ValueError(
-                "`dropout` must be a float in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, int)
-        ):
-            raise ValueError(
-                f"`seed` must be an integer or None. Received: seed={seed!r}"
-            )
-        self.dropout = dropout
-        self.seed = seed
+        self.dropout = check_rate("dropout", dropout)
+        self.seed = check_seed("seed", seed)
         self._normalizer = normalizer
         self.supports_masking = True
         self.score_layer = None

@@ -4,8 +4,11 @@ al. 2021), built on the project's sequence `MultiHeadAttention`."""
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
 from layers.multi_head_attention import MultiHeadAttention
+from layers.validation import check_choice
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 
 POSITION_ENCODINGS = ("absolute", None)
 
@@ -89,23 +92,19 @@ class SelfAttention2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("channels", channels, allow_none=True)
-        _vision.check_positive_int("num_heads", num_heads)
-        _vision.check_positive_int("key_dim", key_dim, allow_none=True)
-        _vision.check_positive_int("value_dim", value_dim, allow_none=True)
-        if position_encoding not in POSITION_ENCODINGS:
-            raise ValueError(
-                f"`position_encoding` must be one of {POSITION_ENCODINGS}. "
-                f"Received: position_encoding={position_encoding!r}"
-            )
+        check_positive_int("channels", channels, allow_none=True)
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("key_dim", key_dim, allow_none=True)
+        check_positive_int("value_dim", value_dim, allow_none=True)
+        check_choice("position_encoding", position_encoding, POSITION_ENCODINGS)
         self.channels = channels
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim
         self.position_encoding = position_encoding
-        self.dropout = _vision.check_rate("dropout", dropout)
+        self.dropout = check_rate("dropout", dropout)
         self.use_bias = use_bias
-        self.data_format = _vision.check_data_format(data_format)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.position_initializer = keras.initializers.get(
@@ -115,11 +114,13 @@ class SelfAttention2D(keras.layers.Layer):
 
     def build(self, input_shape):
         name = type(self).__name__
-        _vision.check_image_shape(input_shape, name, self.data_format)
-        channels = _vision.resolve_channels(
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        channels = vision_utils.resolve_channels(
             self.channels, input_shape, self.data_format, name
         )
-        _, height, width, _ = _vision.nhwc_shape(input_shape, self.data_format)
+        _, height, width, _ = vision_utils.nhwc_shape(
+            input_shape, self.data_format
+        )
         self.row_embedding = self.column_embedding = None
         if self.position_encoding == "absolute":
             if height is None or width is None:
@@ -139,8 +140,8 @@ class SelfAttention2D(keras.layers.Layer):
                 shape=(width, channels),
                 initializer=self.position_initializer,
             )
-            axes = {_vision.channel_axis(self.data_format) % 4: channels}
-            spatial = _vision.spatial_axes(self.data_format)
+            axes = {vision_utils.channel_axis(self.data_format) % 4: channels}
+            spatial = vision_utils.spatial_axes(self.data_format)
             axes.update({spatial[0]: height, spatial[1]: width})
             self.input_spec = keras.InputSpec(ndim=4, axes=axes)
         key_dim = self.key_dim or max(1, channels // self.num_heads)
@@ -169,7 +170,7 @@ class SelfAttention2D(keras.layers.Layer):
         )
 
     def call(self, inputs, return_attention_scores=False, training=None):
-        x = _vision.to_channels_last(inputs, self.data_format)
+        x = vision_utils.to_channels_last(inputs, self.data_format)
         shape = ops.shape(x)
         # [B, H, W, C] -> [B, H*W, C], row-major over (H, W).
         tokens = ops.reshape(x, (shape[0], -1, shape[-1]))
@@ -187,7 +188,7 @@ class SelfAttention2D(keras.layers.Layer):
         )
         outputs, scores = result if return_attention_scores else (result, None)
         outputs = ops.reshape(outputs, shape)
-        outputs = _vision.from_channels_last(outputs, self.data_format)
+        outputs = vision_utils.from_channels_last(outputs, self.data_format)
         if return_attention_scores:
             return outputs, scores
         return outputs
@@ -201,7 +202,7 @@ class SelfAttention2D(keras.layers.Layer):
         outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
         if not return_attention_scores:
             return outputs
-        batch, height, width, _ = _vision.nhwc_shape(
+        batch, height, width, _ = vision_utils.nhwc_shape(
             inputs.shape, self.data_format
         )
         tokens = None if None in (height, width) else height * width

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
+from layers.validation import check_odd_int
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -67,26 +69,26 @@ class SpatialAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("channels", channels, allow_none=True)
+        check_positive_int("channels", channels, allow_none=True)
         self.channels = channels
-        self.kernel_size = _vision.check_odd_kernel_size(
-            "kernel_size", kernel_size
-        )
-        self.gate = _vision.check_gate(gate)
+        self.kernel_size = check_odd_int("kernel_size", kernel_size)
+        self.gate = vision_utils.check_gate(gate)
         self.use_bias = use_bias
         self.use_batch_norm = use_batch_norm
-        self.data_format = _vision.check_data_format(data_format)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
         name = type(self).__name__
-        _vision.check_image_shape(input_shape, name, self.data_format)
-        _vision.resolve_channels(
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        vision_utils.resolve_channels(
             self.channels, input_shape, self.data_format, name
         )
-        _, height, width, _ = _vision.nhwc_shape(input_shape, self.data_format)
-        # The convolution always runs channels_last (see _vision).
+        _, height, width, _ = vision_utils.nhwc_shape(
+            input_shape, self.data_format
+        )
+        # The convolution always runs channels_last (see vision_utils).
         self.conv = keras.layers.Conv2D(
             1,
             self.kernel_size,
@@ -107,7 +109,7 @@ class SpatialAttention(keras.layers.Layer):
 
     def spatial_map(self, inputs, training=None):
         """Returns the `[0, 1]` map, broadcastable to `inputs`."""
-        axis = _vision.channel_axis(self.data_format)
+        axis = vision_utils.channel_axis(self.data_format)
         # descriptor: [B, H, W, 2] = [mean over C, max over C]
         descriptor = ops.concatenate(
             [
@@ -116,12 +118,12 @@ class SpatialAttention(keras.layers.Layer):
             ],
             axis=axis,
         )
-        descriptor = _vision.to_channels_last(descriptor, self.data_format)
+        descriptor = vision_utils.to_channels_last(descriptor, self.data_format)
         logits = self.conv(descriptor)  # [B, H, W, 1]
         if self.norm is not None:
             logits = self.norm(logits, training=training)
-        weights = _vision.apply_gate(logits, self.gate, self.compute_dtype)
-        return _vision.from_channels_last(weights, self.data_format)
+        weights = vision_utils.apply_gate(logits, self.gate, self.compute_dtype)
+        return vision_utils.from_channels_last(weights, self.data_format)
 
     def call(self, inputs, return_attention_scores=False, training=None):
         attention = self.spatial_map(inputs, training=training)
@@ -140,7 +142,7 @@ class SpatialAttention(keras.layers.Layer):
         if not return_attention_scores:
             return outputs
         shape = list(inputs.shape)
-        shape[_vision.channel_axis(self.data_format)] = 1
+        shape[vision_utils.channel_axis(self.data_format)] = 1
         return outputs, keras.KerasTensor(shape, dtype=self.compute_dtype)
 
     def get_config(self):

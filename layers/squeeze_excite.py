@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from layers import _vision
+from layers import vision_utils
+from layers.validation import check_activation
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -73,22 +75,20 @@ class SqueezeExcite(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _vision.check_positive_int("channels", channels, allow_none=True)
-        _vision.check_positive_int("reduction", reduction)
-        _vision.check_positive_int(
-            "hidden_channels", hidden_channels, allow_none=True
-        )
-        _vision.check_positive_int("min_channels", min_channels)
+        check_positive_int("channels", channels, allow_none=True)
+        check_positive_int("reduction", reduction)
+        check_positive_int("hidden_channels", hidden_channels, allow_none=True)
+        check_positive_int("min_channels", min_channels)
         if hidden_channels is None:
-            _vision.check_reduction(channels, reduction)
+            vision_utils.check_reduction(channels, reduction)
         self.channels = channels
         self.reduction = reduction
         self.hidden_channels = hidden_channels
         self.min_channels = min_channels
-        self.act = _vision.get_activation("act", act)
-        self.gate = _vision.check_gate(gate)
+        self.act = check_activation("act", act)
+        self.gate = vision_utils.check_gate(gate)
         self.use_bias = use_bias
-        self.data_format = _vision.check_data_format(data_format)
+        self.data_format = vision_utils.check_data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -108,12 +108,12 @@ class SqueezeExcite(keras.layers.Layer):
 
     def build(self, input_shape):
         name = type(self).__name__
-        _vision.check_image_shape(input_shape, name, self.data_format)
-        channels = _vision.resolve_channels(
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        channels = vision_utils.resolve_channels(
             self.channels, input_shape, self.data_format, name
         )
         self._num_channels = channels
-        self._hidden = _vision.hidden_width(
+        self._hidden = vision_utils.hidden_width(
             channels, self.reduction, self.hidden_channels, self.min_channels
         )
         # The excitation MLP acts on pooled descriptors: [B, C] -> [B, C].
@@ -127,12 +127,12 @@ class SqueezeExcite(keras.layers.Layer):
         return self.expand(self.reduce(descriptor))
 
     def _channel_logits(self, inputs):
-        axes = _vision.spatial_axes(self.data_format)
+        axes = vision_utils.spatial_axes(self.data_format)
         return self._excite(ops.mean(inputs, axis=axes))
 
     def channel_gate(self, inputs):
         """Returns the gate, broadcastable to `inputs`, without applying it."""
-        weights = _vision.apply_gate(
+        weights = vision_utils.apply_gate(
             self._channel_logits(inputs), self.gate, self.compute_dtype
         )
         # [B, C] -> [B, 1, 1, C] (channels_last) or [B, C, 1, 1].
@@ -155,8 +155,8 @@ class SqueezeExcite(keras.layers.Layer):
         if not return_attention_scores:
             return outputs
         shape = tuple(inputs.shape)
-        channels = shape[_vision.channel_axis(self.data_format)]
-        gate_shape = _vision.channel_gate_shape(
+        channels = shape[vision_utils.channel_axis(self.data_format)]
+        gate_shape = vision_utils.channel_gate_shape(
             shape[0], channels, self.data_format
         )
         return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)
@@ -167,7 +167,7 @@ class SqueezeExcite(keras.layers.Layer):
             "reduction": self.reduction,
             "hidden_channels": self.hidden_channels,
             "min_channels": self.min_channels,
-            "act": _vision.serialize_activation(self.act),
+            "act": keras.activations.serialize(self.act),
             "gate": self.gate,
             "use_bias": self.use_bias,
             "data_format": self.data_format,

@@ -1,8 +1,8 @@
-"""The bad-input matrix (README "Bad input"): layers and saved files.
+"""The bad-input matrix of docs/reliability.md: layers and saved files.
 
 Every row is one test: a bad input and the clear message it gets. The
 command-line rows live in `tests/experiments/test_cli.py` (one test each),
-the serving rows in `tests/test_serving_robustness.py`; the README table
+the serving rows in `tests/test_serving_robustness.py`; the docs table
 names the test of every row.
 """
 

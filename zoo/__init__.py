@@ -7,12 +7,14 @@ on what the caller happened to import.
 
 from zoo.attention_maps import attention_maps
 from zoo.loading import load_model
+from zoo.metrics import MaskedAccuracy
 from zoo.registry import TASKS
 from zoo.registry import ModelInfo
 from zoo.registry import build
 from zoo.registry import get_model_info
 from zoo.registry import list_models
 from zoo.registry import register_model
+from zoo.sequence_generator import SequenceGenerator
 
 # Model families (importing a family registers its models).
 from zoo import gmlp  # noqa: E402  isort: skip
@@ -31,5 +33,7 @@ __all__ = [
     "get_model_info",
     "list_models",
     "load_model",
+    "MaskedAccuracy",
     "register_model",
+    "SequenceGenerator",
 ]

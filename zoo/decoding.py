@@ -69,6 +69,14 @@ class DecodeResult(typing.NamedTuple):
     log_probs: tf.Tensor
     attention: typing.Any
 
+    def best(self):
+        """The best hypothesis of each example: a `DecodeResult` of `[B]`
+        leading tensors (a beam search result's beam 0; a greedy result
+        as it is)."""
+        if self.tokens.shape.rank == 2:
+            return self
+        return DecodeResult(*(None if x is None else x[:, 0] for x in self))
+
 
 def gnmt_length_penalty(lengths, alpha):
     """GNMT length penalty `((5 + |Y|) / 6) ** alpha` (Wu et al. 2016, §7).

@@ -3,12 +3,15 @@
 Modelled on timm's registry: each model is a small builder function
 decorated with `@register_model(...)`, which records its metadata (task,
 expected inputs, paper). `build(name, **overrides)` calls the builder;
-unknown names raise `KeyError` listing close matches.
+unknown names raise `layers.naming.UnknownNameError` (a `KeyError`)
+listing close matches.
 """
 
 import dataclasses
-import difflib
 import fnmatch
+
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 
 TASKS = (
     "image_classification",
@@ -87,12 +90,9 @@ def register_model(name=None, *, task, inputs, paper, **defaults):
 
 
 def _unknown(name):
-    close = difflib.get_close_matches(
-        str(name), list(_REGISTRY), n=5, cutoff=0.5
-    )
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return KeyError(
-        f"Unknown model {name!r}.{hint} `zoo.list_models()` lists all "
+    return UnknownNameError(
+        f"Unknown model {name!r}.{did_you_mean(name, _REGISTRY)} "
+        "`zoo.list_models()` lists all "
         f"{len(_REGISTRY)} models."
     )
 

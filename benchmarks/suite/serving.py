@@ -97,8 +97,8 @@ def _wordpiece_vocab(sentences, size):
     """Reserved tokens, every character (plain and `##`), frequent words."""
     import collections
 
-    from experiments.wordpiece import RESERVED_TOKENS
     from experiments.wordpiece import pretokenize
+    from zoo.tokens import RESERVED_TOKENS
 
     words = collections.Counter()
     for line in pretokenize(sentences).numpy():

@@ -12,17 +12,14 @@ paper's VGG conv5_4), vocabulary of words seen at least 5 times.
 """
 
 import dataclasses
+from functools import partial
 
 from experiments.config import DataConfig
-from experiments.config import EvalConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
-from experiments.config import register_experiment
-
-SEARCHES = ("greedy", "beam")
-# Captioners of the zoo (as `list_models(task="image_captioning")` gives).
-CAPTIONERS = ("show_attend_tell_soft", "show_attend_tell_hard")
+from experiments.config import register_experiments
+from experiments.configs.seq2seq import Seq2SeqEvalConfig
 
 
 @dataclasses.dataclass
@@ -53,7 +50,7 @@ class CaptioningDataConfig(DataConfig):
     caption_key: str = "caption"
     boxes_key: str = "bboxes"
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str = "auto"
     test_split: str = "test"
     batch_size: int = 64
     eval_batch_size: int = 250
@@ -64,24 +61,15 @@ class CaptioningDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class CaptioningEvalConfig(EvalConfig):
-    """Evaluation of a captioner.
+class CaptioningEvalConfig(Seq2SeqEvalConfig):
+    """Evaluation of a captioner (see `Seq2SeqEvalConfig`).
 
     Attributes:
-        beam_width: beams of the beam search.
-        length_penalty: GNMT length penalty alpha of the beam search.
-        samples: sample captions written beside their references.
         attention_maps: test images drawn with one attention panel per
             generated word.
-        export_search: search of the exported `serving_default`, `"beam"`
-            or `"greedy"` (the other is a second signature).
     """
 
-    attention_maps: int = 6
     beam_width: int = 3
-    length_penalty: float = 0.0
-    samples: int = 20
-    export_search: str = "beam"
 
 
 def digit_scenes_experiment(model, epochs=8, **model_kwargs):
@@ -170,12 +158,15 @@ def coco_experiment(model, epochs=20):
     )
 
 
-def _register(name, factory, *args, **kwargs):
-    register_experiment(name)(lambda: factory(*args, **kwargs))
-
-
 # === Named experiments ===
-_register("digit_scenes_soft", digit_scenes_experiment, "show_attend_tell_soft")
-_register("digit_scenes_hard", digit_scenes_experiment, "show_attend_tell_hard")
-_register("coco_captions", coco_experiment, "show_attend_tell_soft")
-_register("coco_captions_hard", coco_experiment, "show_attend_tell_hard")
+EXPERIMENTS = {
+    "digit_scenes_soft": partial(
+        digit_scenes_experiment, "show_attend_tell_soft"
+    ),
+    "digit_scenes_hard": partial(
+        digit_scenes_experiment, "show_attend_tell_hard"
+    ),
+    "coco_captions": partial(coco_experiment, "show_attend_tell_soft"),
+    "coco_captions_hard": partial(coco_experiment, "show_attend_tell_hard"),
+}
+register_experiments(EXPERIMENTS)

@@ -7,12 +7,13 @@ minutes on a 2-core CPU.
 """
 
 import dataclasses
+from functools import partial
 
 from experiments.config import DataConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
-from experiments.config import register_experiment
+from experiments.config import register_experiments
 
 AUGMENTATIONS = ("none", "crop", "flip", "crop_flip")
 
@@ -38,19 +39,6 @@ class ImageDataConfig(DataConfig):
     augment: str = "crop_flip"
     crop_padding: int = 4
 
-
-# Image models of the zoo (the names `list_models(task=...)` gives), listed
-# here too so `python -m experiments list` needs no Keras import.
-DIGITS_MODELS = (
-    "resnet20",
-    "se_resnet20",
-    "cbam_resnet20",
-    "eca_resnet20",
-    "nonlocal_resnet20",
-    "vit_tiny",
-    "mixer_tiny",
-    "gmlp_tiny",
-)
 
 # Patch-based models need patches that fit 8x8 digits (their defaults are
 # for 32x32 inputs: 2x2 patches give the same 4x4 grid as 4x4 patches of
@@ -79,7 +67,6 @@ def digits_experiment(model="cbam_resnet20"):
         task="image_classification",
         data=ImageDataConfig(
             name="digits",
-            validation_split="test",
             batch_size=64,
             augment="crop",
             crop_padding=1,
@@ -100,12 +87,12 @@ def digits_experiment(model="cbam_resnet20"):
     )
 
 
-def _mnist_like(dataset, model):
+def mnist_like_experiment(dataset, model):
+    """MNIST-like 28x28 grey digits or clothes (official TFDS)."""
     return ExperimentConfig(
         task="image_classification",
         data=ImageDataConfig(
             name=dataset,
-            validation_split="test",
             batch_size=128,
             augment="crop",
             crop_padding=2,
@@ -121,12 +108,12 @@ def _mnist_like(dataset, model):
     )
 
 
-def _cifar(dataset, model, epochs=164):
+def cifar_experiment(dataset, model, epochs=164):
+    """CIFAR-10/100 with the ResNet recipe of He et al. 2016."""
     return ExperimentConfig(
         task="image_classification",
         data=ImageDataConfig(
             name=dataset,
-            validation_split="test",
             batch_size=128,
             augment="crop_flip",
             crop_padding=4,
@@ -149,10 +136,11 @@ def _cifar(dataset, model, epochs=164):
     )
 
 
-def _cifar_transformer(dataset, model, epochs=200):
+def cifar_transformer_experiment(dataset, model, epochs=200):
+    """CIFAR with the AdamW recipe of the patch models."""
     # Attention/MLP models from scratch want AdamW, warm-up and cosine decay
     # (DeiT-style recipe, shortened).
-    config = _cifar(dataset, model, epochs)
+    config = cifar_experiment(dataset, model, epochs)
     config.train = TrainConfig(
         epochs=epochs,
         optimizer="adamw",
@@ -168,34 +156,61 @@ def _cifar_transformer(dataset, model, epochs=200):
     return config
 
 
-def _register(name, factory, *args):
-    register_experiment(name)(lambda: factory(*args))
-
-
 # === Named experiments ===
-_register("digits", digits_experiment, "cbam_resnet20")
-for _model in DIGITS_MODELS:
-    _register(f"digits_{_model}", digits_experiment, _model)
-
-_register("mnist", _mnist_like, "mnist", "cbam_resnet20")
-_register("fashion_mnist", _mnist_like, "fashion_mnist", "cbam_resnet20")
-for _dataset in ("mnist", "fashion_mnist"):
-    for _model in ("resnet20", "cbam_resnet20"):
-        _register(f"{_dataset}_{_model}", _mnist_like, _dataset, _model)
-
-_register("cifar10", _cifar, "cifar10", "cbam_resnet20")
-_register("cifar100", _cifar, "cifar100", "cbam_resnet56")
-for _model in (
-    "resnet20",
-    "se_resnet20",
-    "cbam_resnet20",
-    "eca_resnet20",
-    "resnet56",
-    "resnet110",
-    "se_resnet110",
-):
-    _register(f"cifar10_{_model}", _cifar, "cifar10", _model)
-for _model in ("resnet56", "se_resnet56", "cbam_resnet56"):
-    _register(f"cifar100_{_model}", _cifar, "cifar100", _model)
-for _model in ("vit_tiny", "mixer_tiny", "gmlp_tiny"):
-    _register(f"cifar10_{_model}", _cifar_transformer, "cifar10", _model)
+EXPERIMENTS = {
+    "digits": partial(digits_experiment, "cbam_resnet20"),
+    "digits_resnet20": partial(digits_experiment, "resnet20"),
+    "digits_se_resnet20": partial(digits_experiment, "se_resnet20"),
+    "digits_cbam_resnet20": partial(digits_experiment, "cbam_resnet20"),
+    "digits_eca_resnet20": partial(digits_experiment, "eca_resnet20"),
+    "digits_nonlocal_resnet20": partial(digits_experiment, "nonlocal_resnet20"),
+    "digits_vit_tiny": partial(digits_experiment, "vit_tiny"),
+    "digits_mixer_tiny": partial(digits_experiment, "mixer_tiny"),
+    "digits_gmlp_tiny": partial(digits_experiment, "gmlp_tiny"),
+    "mnist": partial(mnist_like_experiment, "mnist", "cbam_resnet20"),
+    "fashion_mnist": partial(
+        mnist_like_experiment, "fashion_mnist", "cbam_resnet20"
+    ),
+    "mnist_resnet20": partial(mnist_like_experiment, "mnist", "resnet20"),
+    "mnist_cbam_resnet20": partial(
+        mnist_like_experiment, "mnist", "cbam_resnet20"
+    ),
+    "fashion_mnist_resnet20": partial(
+        mnist_like_experiment, "fashion_mnist", "resnet20"
+    ),
+    "fashion_mnist_cbam_resnet20": partial(
+        mnist_like_experiment, "fashion_mnist", "cbam_resnet20"
+    ),
+    "cifar10": partial(cifar_experiment, "cifar10", "cbam_resnet20"),
+    "cifar100": partial(cifar_experiment, "cifar100", "cbam_resnet56"),
+    "cifar10_resnet20": partial(cifar_experiment, "cifar10", "resnet20"),
+    "cifar10_se_resnet20": partial(cifar_experiment, "cifar10", "se_resnet20"),
+    "cifar10_cbam_resnet20": partial(
+        cifar_experiment, "cifar10", "cbam_resnet20"
+    ),
+    "cifar10_eca_resnet20": partial(
+        cifar_experiment, "cifar10", "eca_resnet20"
+    ),
+    "cifar10_resnet56": partial(cifar_experiment, "cifar10", "resnet56"),
+    "cifar10_resnet110": partial(cifar_experiment, "cifar10", "resnet110"),
+    "cifar10_se_resnet110": partial(
+        cifar_experiment, "cifar10", "se_resnet110"
+    ),
+    "cifar100_resnet56": partial(cifar_experiment, "cifar100", "resnet56"),
+    "cifar100_se_resnet56": partial(
+        cifar_experiment, "cifar100", "se_resnet56"
+    ),
+    "cifar100_cbam_resnet56": partial(
+        cifar_experiment, "cifar100", "cbam_resnet56"
+    ),
+    "cifar10_vit_tiny": partial(
+        cifar_transformer_experiment, "cifar10", "vit_tiny"
+    ),
+    "cifar10_mixer_tiny": partial(
+        cifar_transformer_experiment, "cifar10", "mixer_tiny"
+    ),
+    "cifar10_gmlp_tiny": partial(
+        cifar_transformer_experiment, "cifar10", "gmlp_tiny"
+    ),
+}
+register_experiments(EXPERIMENTS)

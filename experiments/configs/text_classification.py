@@ -14,13 +14,14 @@
 """
 
 import dataclasses
+from functools import partial
 
 from experiments.config import DataConfig
 from experiments.config import EvalConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
-from experiments.config import register_experiment
+from experiments.config import register_experiments
 
 
 @dataclasses.dataclass
@@ -59,16 +60,6 @@ class TextEvalConfig(EvalConfig):
     attention_maps: int = 8
 
 
-# Text models of the zoo, listed here so `python -m experiments list` needs
-# no Keras import.
-TEXT_MODELS = (
-    "bigru_attention",
-    "bigru_luong",
-    "bigru_hard_attention",
-    "bigru_maxpool",
-    "han",
-    "transformer_classifier",
-)
 # The ablation of issue 5: attention vs max-pool vs hard attention vs
 # Transformer (same data, recipe and seeds).
 ABLATION_MODELS = (
@@ -96,7 +87,6 @@ def movie_sentences_experiment(model="bigru_attention"):
         data=TextDataConfig(
             name="movie_sentences",
             train_split="train",
-            validation_split="validation",
             test_split="test",
             batch_size=32,
             eval_batch_size=256,
@@ -128,8 +118,6 @@ def imdb_experiment(model="transformer_classifier"):
         task="text_classification",
         data=TextDataConfig(
             name="imdb_reviews",
-            train_split="train[:90%]",
-            validation_split="train[90%:]",
             test_split="test",
             batch_size=32,
             vocabulary_size=20000,
@@ -148,7 +136,8 @@ def imdb_experiment(model="transformer_classifier"):
     )
 
 
-def _news_like(dataset, model, text_key, epochs):
+def news_like_experiment(dataset, model, text_key, epochs):
+    """A news or review corpus of the official TFDS (AG News, Yelp)."""
     if model == "han":
         kwargs = {"max_sentences": 8, "sentence_length": 40}
     else:
@@ -158,8 +147,7 @@ def _news_like(dataset, model, text_key, epochs):
         data=TextDataConfig(
             name=dataset,
             text_key=text_key,
-            train_split="train[:95%]",
-            validation_split="train[95%:]",
+            validation_fraction=0.05,
             test_split="test",
             batch_size=64,
             vocabulary_size=50000,
@@ -179,45 +167,73 @@ def _news_like(dataset, model, text_key, epochs):
     )
 
 
-def _register(name, factory, *args):
-    register_experiment(name)(lambda: factory(*args))
+def ag_news_experiment(model):
+    """AG News (4 topics) on title and description."""
+    return news_like_experiment("ag_news_subset", model, "title,description", 4)
+
+
+def yelp_polarity_experiment(model):
+    """Yelp review polarity."""
+    return news_like_experiment("yelp_polarity_reviews", model, "text", 2)
 
 
 # === Named experiments ===
-_register("movie_sentences", movie_sentences_experiment, "bigru_attention")
-_register("imdb", imdb_experiment, "transformer_classifier")
-_register(
-    "ag_news",
-    _news_like,
-    "ag_news_subset",
-    "bigru_attention",
-    "title,description",
-    4,
-)
-_register(
-    "yelp_polarity",
-    _news_like,
-    "yelp_polarity_reviews",
-    "bigru_attention",
-    "text",
-    2,
-)
-for _model in TEXT_MODELS:
-    _register(f"movie_sentences_{_model}", movie_sentences_experiment, _model)
-    _register(f"imdb_{_model}", imdb_experiment, _model)
-    _register(
-        f"ag_news_{_model}",
-        _news_like,
-        "ag_news_subset",
-        _model,
-        "title,description",
-        4,
-    )
-    _register(
-        f"yelp_polarity_{_model}",
-        _news_like,
-        "yelp_polarity_reviews",
-        _model,
-        "text",
-        2,
-    )
+EXPERIMENTS = {
+    "movie_sentences": partial(movie_sentences_experiment, "bigru_attention"),
+    "imdb": partial(imdb_experiment, "transformer_classifier"),
+    "ag_news": partial(ag_news_experiment, "bigru_attention"),
+    "yelp_polarity": partial(yelp_polarity_experiment, "bigru_attention"),
+    "movie_sentences_bigru_attention": partial(
+        movie_sentences_experiment, "bigru_attention"
+    ),
+    "imdb_bigru_attention": partial(imdb_experiment, "bigru_attention"),
+    "ag_news_bigru_attention": partial(ag_news_experiment, "bigru_attention"),
+    "yelp_polarity_bigru_attention": partial(
+        yelp_polarity_experiment, "bigru_attention"
+    ),
+    "movie_sentences_bigru_luong": partial(
+        movie_sentences_experiment, "bigru_luong"
+    ),
+    "imdb_bigru_luong": partial(imdb_experiment, "bigru_luong"),
+    "ag_news_bigru_luong": partial(ag_news_experiment, "bigru_luong"),
+    "yelp_polarity_bigru_luong": partial(
+        yelp_polarity_experiment, "bigru_luong"
+    ),
+    "movie_sentences_bigru_hard_attention": partial(
+        movie_sentences_experiment, "bigru_hard_attention"
+    ),
+    "imdb_bigru_hard_attention": partial(
+        imdb_experiment, "bigru_hard_attention"
+    ),
+    "ag_news_bigru_hard_attention": partial(
+        ag_news_experiment, "bigru_hard_attention"
+    ),
+    "yelp_polarity_bigru_hard_attention": partial(
+        yelp_polarity_experiment, "bigru_hard_attention"
+    ),
+    "movie_sentences_bigru_maxpool": partial(
+        movie_sentences_experiment, "bigru_maxpool"
+    ),
+    "imdb_bigru_maxpool": partial(imdb_experiment, "bigru_maxpool"),
+    "ag_news_bigru_maxpool": partial(ag_news_experiment, "bigru_maxpool"),
+    "yelp_polarity_bigru_maxpool": partial(
+        yelp_polarity_experiment, "bigru_maxpool"
+    ),
+    "movie_sentences_han": partial(movie_sentences_experiment, "han"),
+    "imdb_han": partial(imdb_experiment, "han"),
+    "ag_news_han": partial(ag_news_experiment, "han"),
+    "yelp_polarity_han": partial(yelp_polarity_experiment, "han"),
+    "movie_sentences_transformer_classifier": partial(
+        movie_sentences_experiment, "transformer_classifier"
+    ),
+    "imdb_transformer_classifier": partial(
+        imdb_experiment, "transformer_classifier"
+    ),
+    "ag_news_transformer_classifier": partial(
+        ag_news_experiment, "transformer_classifier"
+    ),
+    "yelp_polarity_transformer_classifier": partial(
+        yelp_polarity_experiment, "transformer_classifier"
+    ),
+}
+register_experiments(EXPERIMENTS)

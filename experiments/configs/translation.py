@@ -10,15 +10,14 @@ Transformer tutorial's size (4 layers, d_model 128, 8 heads, dff 512).
 """
 
 import dataclasses
+from functools import partial
 
 from experiments.config import DataConfig
-from experiments.config import EvalConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
-from experiments.config import register_experiment
-
-SEARCHES = ("greedy", "beam")
+from experiments.config import register_experiments
+from experiments.configs.seq2seq import Seq2SeqEvalConfig
 
 
 @dataclasses.dataclass
@@ -45,7 +44,7 @@ class TranslationDataConfig(DataConfig):
     source_key: str = "de"
     target_key: str = "en"
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str = "auto"
     test_split: str = "test"
     batch_size: int = 64
     eval_batch_size: int = 128
@@ -57,39 +56,22 @@ class TranslationDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationEvalConfig(EvalConfig):
-    """Evaluation of a translator.
+class TranslationEvalConfig(Seq2SeqEvalConfig):
+    """Evaluation of a translator (see `Seq2SeqEvalConfig`).
 
     Attributes:
-        beam_width: beams of the beam search.
-        length_penalty: GNMT length penalty alpha of the beam search.
-        samples: sample translations written beside their references.
         attention_maps: sentences whose alignment heatmap is drawn.
         compiled: decode the test split with `tf.function` graphs (eager
             step-by-step decoding when `False`: slower per sentence, but no
             tracing -- for smoke runs).
         jit_compile: XLA-compile the evaluation decoders.
-        export_search: search of the exported model, `"beam"` or
-            `"greedy"` (the other is exported as a second signature).
     """
 
     attention_maps: int = 4
-    beam_width: int = 4
     length_penalty: float = 0.6
-    samples: int = 20
     compiled: bool = True
     jit_compile: bool = False
-    export_search: str = "beam"
 
-
-# Translators of the zoo (as `list_models(task="translation")` gives), for
-# `python -m experiments list` without importing Keras.
-TRANSLATORS = (
-    "seq2seq_gru",
-    "seq2seq_bahdanau",
-    "seq2seq_luong",
-    "transformer_translator",
-)
 
 # The Ding recipe, sized from measured step times so that each translator
 # trains in minutes on one CPU core (on an unloaded core: about 5-8; the
@@ -228,25 +210,36 @@ def wmt14_experiment(model="transformer_translator", epochs=10):
     return config
 
 
-def _register(name, factory, *args, **kwargs):
-    register_experiment(name)(lambda: factory(*args, **kwargs))
-
-
 # === Named experiments ===
-_register("ding_de_en", ding_experiment, "transformer_translator")
-for _model in TRANSLATORS:
-    _register(f"ding_{_model}", ding_experiment, _model)
-# ding_seq2seq_luong uses the "general" score; the other two scores:
-for _score in ("dot", "concat"):
-    _register(
-        f"ding_seq2seq_luong_{_score}",
-        ding_experiment,
-        "seq2seq_luong",
-        score=_score,
-    )
-
-_register("ted_hrlr_pt_en", ted_hrlr_experiment, "transformer_translator")
-for _model in TRANSLATORS:
-    _register(f"ted_hrlr_pt_en_{_model}", ted_hrlr_experiment, _model)
-_register("wmt14_de_en", wmt14_experiment, "transformer_translator")
-_register("wmt14_de_en_seq2seq_bahdanau", wmt14_experiment, "seq2seq_bahdanau")
+EXPERIMENTS = {
+    "ding_de_en": partial(ding_experiment, "transformer_translator"),
+    "ding_seq2seq_gru": partial(ding_experiment, "seq2seq_gru"),
+    "ding_seq2seq_bahdanau": partial(ding_experiment, "seq2seq_bahdanau"),
+    "ding_seq2seq_luong": partial(ding_experiment, "seq2seq_luong"),
+    "ding_transformer_translator": partial(
+        ding_experiment, "transformer_translator"
+    ),
+    # ding_seq2seq_luong uses the "general" score; the other two scores:
+    "ding_seq2seq_luong_dot": partial(
+        ding_experiment, "seq2seq_luong", score="dot"
+    ),
+    "ding_seq2seq_luong_concat": partial(
+        ding_experiment, "seq2seq_luong", score="concat"
+    ),
+    "ted_hrlr_pt_en": partial(ted_hrlr_experiment, "transformer_translator"),
+    "ted_hrlr_pt_en_seq2seq_gru": partial(ted_hrlr_experiment, "seq2seq_gru"),
+    "ted_hrlr_pt_en_seq2seq_bahdanau": partial(
+        ted_hrlr_experiment, "seq2seq_bahdanau"
+    ),
+    "ted_hrlr_pt_en_seq2seq_luong": partial(
+        ted_hrlr_experiment, "seq2seq_luong"
+    ),
+    "ted_hrlr_pt_en_transformer_translator": partial(
+        ted_hrlr_experiment, "transformer_translator"
+    ),
+    "wmt14_de_en": partial(wmt14_experiment, "transformer_translator"),
+    "wmt14_de_en_seq2seq_bahdanau": partial(
+        wmt14_experiment, "seq2seq_bahdanau"
+    ),
+}
+register_experiments(EXPERIMENTS)

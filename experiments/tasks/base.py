@@ -77,8 +77,24 @@ class Task:
 
     # --- Validation, before any data is read ---------------------------
     def validate(self, config):
-        """Checks names and keyword arguments cheaply (raises UserError)."""
+        """Checks settings, names and keyword arguments cheaply (raises
+        UserError): batch sizes, the task's `check_settings`, the model."""
+        self.check_batch_sizes(config)
+        self.check_settings(config)
         self.check_model(config)
+
+    def check_batch_sizes(self, config):
+        """Both batch sizes are positive."""
+        cfg = config.data
+        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
+            raise UserError(
+                "data.batch_size and data.eval_batch_size must be > 0. "
+                f"Received: data.batch_size={cfg.batch_size}, "
+                f"data.eval_batch_size={cfg.eval_batch_size}"
+            )
+
+    def check_settings(self, config):
+        """The task's own setting checks (none by default)."""
 
     def check_model(self, config):
         """The model name exists for this task; kwargs match its builder."""
@@ -124,8 +140,23 @@ class Task:
     def load_data(self, config, data_dir, strategy):
         raise NotImplementedError
 
+    def model_defaults(self, config, data):
+        """Builder arguments the data decides (input shape, vocabulary
+        size, ...); `model.kwargs` overrides them."""
+        return {}
+
     def build_model(self, config, data):
-        raise NotImplementedError
+        """`zoo.build(model.name)` with `model_defaults` and `model.kwargs`;
+        a builder's `ValueError`/`TypeError` becomes a `UserError`."""
+        import zoo
+
+        kwargs = {**self.model_defaults(config, data), **config.model.kwargs}
+        try:
+            return zoo.build(config.model.name, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise UserError(
+                f"Cannot build model {config.model.name!r}: {err}"
+            ) from None
 
     def loss(self, config):
         raise NotImplementedError

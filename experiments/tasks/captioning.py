@@ -33,20 +33,22 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import zoo
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
-from experiments.configs.captioning import CAPTIONERS
-from experiments.configs.captioning import SEARCHES
+from experiments.configs.seq2seq import SEARCHES
 from experiments.errors import UserError
-from experiments.rundir import write_json
-from experiments.rundir import write_text
-from experiments.tasks.base import Task
 from experiments.tasks.base import TaskData
+from experiments.tasks.seq2seq import Seq2SeqTask
+from experiments.tasks.seq2seq import export_searches
+from zoo.tokens import END_ID
+from zoo.tokens import PAD_ID
+from zoo.tokens import RESERVED_TOKENS
+from zoo.tokens import START_ID
+from zoo.tokens import UNK_ID
 
 AUTOTUNE = tf.data.AUTOTUNE
-PAD, UNK, START, END = 0, 1, 2, 3
-RESERVED = ("[PAD]", "[UNK]", "[START]", "[END]")
 _PUNCTUATION = r"[^a-z0-9' ]+"
 
 
@@ -67,7 +69,7 @@ def build_vocabulary(captions, min_count=1, max_size=10000):
         (w for w, n in counts.items() if n >= min_count),
         key=lambda w: (-counts[w], w),
     )
-    return list(RESERVED) + words[:max_size]
+    return list(RESERVED_TOKENS) + words[:max_size]
 
 
 def box_overlap_matrix(box, grid):
@@ -148,7 +150,7 @@ class CaptioningData(TaskData):
         self.image_shape = image_shape
 
 
-class CaptioningTask(Task):
+class CaptioningTask(Seq2SeqTask):
     """Trains and evaluates zoo captioners on TFDS image captions."""
 
     name = "image_captioning"
@@ -163,49 +165,24 @@ class CaptioningTask(Task):
         ("parameters", "num_parameters", ","),
         ("train time (s)", "train_time_s_all_epochs", ".0f"),
     )
+    length_keys = ("max_caption_length",)
+    sample_noun = "captions"
 
-    def validate(self, config):
-        cfg, ev = config.data, config.eval
-        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
-            raise UserError(
-                "data.batch_size and data.eval_batch_size must be > 0"
-            )
-        if cfg.max_caption_length < 3:
-            raise UserError(
-                "data.max_caption_length must be >= 3 ([START], a word, "
-                f"[END]). Received: {cfg.max_caption_length}"
-            )
+    def check_data_settings(self, config):
+        cfg = config.data
         if cfg.image_size and (
             len(cfg.image_size) != 2 or min(cfg.image_size) < 1
         ):
             raise UserError(
                 "data.image_size must be [height, width] of positive "
-                f"integers. Received: {cfg.image_size}"
+                f"integers. Received: data.image_size={cfg.image_size}"
             )
         if cfg.min_word_count < 1 or cfg.max_vocab_size < 1:
             raise UserError(
-                "data.min_word_count and data.max_vocab_size must be >= 1"
+                "data.min_word_count and data.max_vocab_size must be >= 1. "
+                f"Received: data.min_word_count={cfg.min_word_count}, "
+                f"data.max_vocab_size={cfg.max_vocab_size}"
             )
-        if ev.beam_width < 1:
-            raise UserError(
-                f"eval.beam_width must be >= 1. Received: {ev.beam_width}"
-            )
-        if ev.length_penalty < 0:
-            raise UserError(
-                f"eval.length_penalty must be >= 0. Received: "
-                f"{ev.length_penalty}"
-            )
-        if ev.export_search not in SEARCHES:
-            raise UserError(
-                f"Unknown eval.export_search {ev.export_search!r}. Choose "
-                f"one of: {', '.join(SEARCHES)}"
-            )
-        if config.train.label_smoothing:
-            raise UserError(
-                "train.label_smoothing is not supported by the captioning "
-                "task (its loss ignores padding with ignore_class)."
-            )
-        self.check_model(config)
 
     # --- Data -----------------------------------------------------------
     def _image_shape(self, builder, cfg):
@@ -247,6 +224,7 @@ class CaptioningTask(Task):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(builder, {"data.image_key": cfg.image_key})
         _check_nested_key(builder, cfg.caption_key, "data.caption_key")
         if cfg.boxes_key:
@@ -270,17 +248,17 @@ class CaptioningTask(Task):
         )
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(vocabulary[len(RESERVED) :]),
-                tf.range(len(RESERVED), len(vocabulary), dtype=tf.int64),
+                tf.constant(vocabulary[len(RESERVED_TOKENS) :]),
+                tf.range(len(RESERVED_TOKENS), len(vocabulary), dtype=tf.int64),
             ),
-            default_value=UNK,
+            default_value=UNK_ID,
         )
         keep = cfg.max_caption_length - 2
 
         def encode(image, caption):
             words = tf.strings.split(caption)[:keep]
             ids = tf.cast(table.lookup(words), tf.int32)
-            ids = tf.concat([[START], ids, [END]], 0)
+            ids = tf.concat([[START_ID], ids, [END_ID]], 0)
             return {"images": image, "target_in": ids[:-1]}, ids[1:]
 
         def per_caption(image, captions, boxes):
@@ -292,7 +270,10 @@ class CaptioningTask(Task):
         if cfg.cache:
             pairs = pairs.cache()
         num_train = len(texts)
-        padding = ({"images": tf.constant(0, tf.uint8), "target_in": PAD}, PAD)
+        padding = (
+            {"images": tf.constant(0, tf.uint8), "target_in": PAD_ID},
+            PAD_ID,
+        )
         # Batches as a pure function of (seed, epoch): exact per-replica
         # sharding under tf.distribute, identical batches after a resume.
         stream = data_lib.TrainStream(
@@ -318,13 +299,8 @@ class CaptioningTask(Task):
             )
             if cfg.cache:
                 val = val.cache()
-            validation = val.padded_batch(
-                cfg.eval_batch_size, padding_values=padding
-            )
-            # Known cardinality: Keras warns about datasets of unknown size.
-            batches = int(validation.reduce(0, lambda n, _: n + 1))
-            validation = validation.apply(
-                tf.data.experimental.assert_cardinality(batches)
+            validation = data_lib.with_known_cardinality(
+                val.padded_batch(cfg.eval_batch_size, padding_values=padding)
             ).prefetch(AUTOTUNE)
 
         test, num_test = self._examples(
@@ -355,35 +331,17 @@ class CaptioningTask(Task):
         )
 
     def ablation_models(self, config):
-        return list(CAPTIONERS)
+        # Every captioner of the zoo (soft and hard attention).
+        return zoo.list_models(task=self.name)
 
     # --- Model ----------------------------------------------------------
-    def build_model(self, config, data):
-        import zoo
-
-        kwargs = dict(config.model.kwargs)
-        kwargs.setdefault("vocab_size", data.info["vocab_size"])
-        kwargs.setdefault("input_shape", tuple(data.image_shape))
-        kwargs.setdefault("max_caption_length", config.data.max_caption_length)
-        kwargs.setdefault("seed", config.seed)
-        try:
-            return zoo.build(config.model.name, **kwargs)
-        except (ValueError, TypeError) as err:
-            raise UserError(
-                f"Cannot build model {config.model.name!r}: {err}"
-            ) from None
-
-    def loss(self, config):
-        import keras
-
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=PAD
-        )
-
-    def metrics(self, config, data):
-        from zoo.translation.metrics import MaskedAccuracy
-
-        return [MaskedAccuracy(name="accuracy")]
+    def model_defaults(self, config, data):
+        return {
+            "vocab_size": data.info["vocab_size"],
+            "input_shape": tuple(data.image_shape),
+            "max_caption_length": config.data.max_caption_length,
+            "seed": config.seed,
+        }
 
     # --- Decoding -------------------------------------------------------
     def make_caption_fn(self, model, config, method, image_shape):
@@ -411,19 +369,18 @@ class CaptioningTask(Task):
         elapsed = 0.0
         for images, references, boxes in data.test:
             start = time.perf_counter()
-            out = fn(images)
-            pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
-            tokens = pick(out.tokens).numpy()
-            attention = pick(out.attention).numpy()
+            out = fn(images).best()
+            tokens = out.tokens.numpy()
+            attention = out.attention.numpy()
             elapsed += time.perf_counter() - start
             images = images.numpy()
             references = references.numpy()
             boxes = boxes.numpy()
             for i in range(len(tokens)):
                 ids = tokens[i].tolist()
-                if END in ids:
-                    ids = ids[: ids.index(END)]
-                ids = [t for t in ids if t != PAD]
+                if END_ID in ids:
+                    ids = ids[: ids.index(END_ID)]
+                ids = [t for t in ids if t != PAD_ID]
                 refs = [r.decode("utf-8") for r in references[i] if r]
                 box = boxes[i]
                 results.append(
@@ -518,20 +475,9 @@ class CaptioningTask(Task):
             }
             for i in range(count)
         ]
-        write_json(os.path.join(run_dir, "samples.json"), samples)
-        lines = [
-            f"# Sample captions: {config.model.name} on "
-            f"{data.info['dataset']} ({config.data.test_split})",
-            "",
-        ]
-        for i, s in enumerate(samples, start=1):
-            lines += [
-                f"{i}. **reference:** {' | '.join(s['references'])}  ",
-                f"   **greedy:** {s['greedy']}  ",
-                f"   **beam:** {s['beam']}",
-                "",
-            ]
-        write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
+        fields = [("reference", "references")]
+        fields += [(method, method) for method in SEARCHES]
+        self.write_samples(samples, fields, data, config, run_dir)
 
     def _plot_attention(self, results, config, run_dir, grid):
         count = min(config.eval.attention_maps, len(results))
@@ -677,11 +623,9 @@ def make_serving_fn(
             max_length=max_caption_length,
             beam_width=beam_width,
             length_penalty=length_penalty,
-        )
-        pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
-        tokens = pick(result.tokens)
-        attention = pick(result.attention)
-        is_word = tokens > END
+        ).best()
+        tokens = result.tokens
+        is_word = tokens > END_ID
         token_text = tf.where(is_word, tf.gather(words, tokens), "")
         caption = tf.strings.reduce_join(
             tf.ragged.boolean_mask(token_text, is_word), axis=-1, separator=" "
@@ -693,9 +637,9 @@ def make_serving_fn(
             # [B, L] its words ("" after the last word).
             "words": token_text,
             # [B, L, rows, cols] attention map of each produced token.
-            "attention": tf.reshape(attention, [-1, length, rows, cols]),
+            "attention": tf.reshape(result.attention, [-1, length, rows, cols]),
             # [B] log P / length penalty of the caption.
-            "score": pick(result.scores),
+            "score": result.scores,
             # [B] whether the image was resized to the model's size.
             "resized": tf.fill(tf.shape(tokens)[:1], resized),
         }
@@ -719,8 +663,9 @@ def export_captioner(
     search is a second signature named after it. Both take `images`, a
     uint8 `[B, H, W, C]` batch.
     """
-    fns = {
-        method: make_serving_fn(
+
+    def serving_fn(method):
+        return make_serving_fn(
             model,
             vocabulary,
             method,
@@ -728,12 +673,8 @@ def export_captioner(
             beam_width,
             length_penalty,
         )
-        for method in SEARCHES
-    }
-    other = [m for m in SEARCHES if m != search][0]
-    return export_lib.export_saved_model(
-        path, model, fns[search], extra_endpoints={other: fns[other]}
-    )
+
+    return export_searches(path, model, serving_fn, search)
 
 
 TASK = CaptioningTask()

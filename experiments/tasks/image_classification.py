@@ -11,21 +11,25 @@ label names out.
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+import zoo
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
 from experiments.configs.image_classification import AUGMENTATIONS
 from experiments.errors import UserError
-from experiments.rundir import write_json
-from experiments.rundir import write_text
-from experiments.tasks.base import Task
 from experiments.tasks.base import TaskData
 from experiments.tasks.base import pick_examples
+from experiments.tasks.classification import ClassificationTask
+from experiments.tasks.classification import label_names
+from experiments.tasks.classification import label_outputs
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Prefixes of the attention variants of a zoo ResNet name.
+ATTENTION_PREFIXES = ("se_", "cbam_", "eca_", "nonlocal_")
 
 
 def _image_shape(builder, cfg):
@@ -54,24 +58,21 @@ def _image_shape(builder, cfg):
     return shape
 
 
-def _label_names(builder, cfg):
-    feature = builder.info.features[cfg.label_key]
-    names = getattr(feature, "names", None)
-    if not names:
-        raise UserError(
-            f"Feature {cfg.label_key!r} of {builder.info.full_name!r} is not "
-            "a ClassLabel. Set data.label_key to its class-label feature."
-        )
-    return [str(n) for n in names]
+def default_models(model_name):
+    """Plain, SE, CBAM and ECA variants of a (ResNet) model name."""
+    base = model_name
+    for prefix in ATTENTION_PREFIXES:
+        if base.startswith(prefix):
+            base = base[len(prefix) :]
+    return [base, f"se_{base}", f"cbam_{base}", f"eca_{base}"]
 
 
-class ImageClassificationTask(Task):
+class ImageClassificationTask(ClassificationTask):
     """Trains and evaluates zoo image classifiers on TFDS images."""
 
     name = "image_classification"
-    primary_metric = "test_accuracy"
 
-    def validate(self, config):
+    def check_settings(self, config):
         cfg = config.data
         if getattr(cfg, "augment", "none") not in AUGMENTATIONS:
             raise UserError(
@@ -83,16 +84,9 @@ class ImageClassificationTask(Task):
                 "data.crop_padding must be >= 0. Received: "
                 f"data.crop_padding={cfg.crop_padding}"
             )
-        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
-            raise UserError(
-                "data.batch_size and data.eval_batch_size must be > 0"
-            )
-        self.check_model(config)
 
     def ablation_models(self, config):
         # Plain, SE, CBAM and ECA variants of the experiment's ResNet.
-        from experiments.ablate import default_models
-
         return default_models(config.model.name)
 
     # --- Data -----------------------------------------------------------
@@ -146,12 +140,13 @@ class ImageClassificationTask(Task):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(
             builder,
             {"data.image_key": cfg.image_key, "data.label_key": cfg.label_key},
         )
         shape = _image_shape(builder, cfg)
-        names = _label_names(builder, cfg)
+        names = label_names(builder, cfg.label_key)
         num_classes = len(names)
 
         def one_hot(image, label):
@@ -212,18 +207,13 @@ class ImageClassificationTask(Task):
         )
 
     # --- Model ----------------------------------------------------------
-    def build_model(self, config, data):
-        import zoo
+    def model_defaults(self, config, data):
+        return {
+            "input_shape": tuple(data.info["input_shape"]),
+            "num_classes": data.info["num_classes"],
+        }
 
-        kwargs = dict(config.model.kwargs)
-        kwargs.setdefault("input_shape", tuple(data.info["input_shape"]))
-        kwargs.setdefault("num_classes", data.info["num_classes"])
-        try:
-            model = zoo.build(config.model.name, **kwargs)
-        except (ValueError, TypeError) as err:
-            raise UserError(
-                f"Cannot build model {config.model.name!r}: {err}"
-            ) from None
+    def check_built_model(self, model, data):
         expected_in = tuple(data.info["input_shape"])
         got_in = tuple(model.input_shape[1:])
         if got_in != expected_in:
@@ -232,24 +222,9 @@ class ImageClassificationTask(Task):
                 f"images {expected_in}; drop model.kwargs.input_shape or set "
                 "data.image_size."
             )
-        if model.output_shape[-1] != data.info["num_classes"]:
-            raise UserError(
-                f"Model has {model.output_shape[-1]} outputs but the dataset "
-                f"has {data.info['num_classes']} classes."
-            )
-        return model
-
-    def loss(self, config):
-        import keras
-
-        return keras.losses.CategoricalCrossentropy(
-            label_smoothing=float(config.train.label_smoothing)
-        )
 
     def metrics(self, config, data):
-        import keras
-
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        metrics = super().metrics(config, data)
         if data.info["num_classes"] > 5:
             metrics.append(
                 keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy")
@@ -273,55 +248,16 @@ class ImageClassificationTask(Task):
         )
 
     def evaluate(self, model, data, config, run_dir):
-        from sklearn import metrics as skm
-
-        import zoo
-
         names = data.info["label_names"]
-        n = len(names)
         images, labels, probs = self.predict(model, data.test)
-        predicted = probs.argmax(-1)
-        k = min(5, n)
+        results, predicted = self.score(labels, probs, data, config, run_dir)
+        k = min(5, len(names))
         top_k = np.argsort(-probs, axis=-1)[:, :k]
-        picked = probs[np.arange(len(labels)), labels]
-        results = {
-            "test_accuracy": float(np.mean(predicted == labels)),
-            f"test_top{k}_accuracy": float(
-                np.mean((top_k == labels[:, None]).any(-1))
-            ),
-            "test_loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
-            "num_test_examples": int(len(labels)),
-        }
-        report = skm.classification_report(
-            labels,
-            predicted,
-            labels=list(range(n)),
-            target_names=names,
-            digits=4,
-            zero_division=0,
-        )
-        results["classification_report"] = skm.classification_report(
-            labels,
-            predicted,
-            labels=list(range(n)),
-            target_names=names,
-            zero_division=0,
-            output_dict=True,
-        )
-        write_text(os.path.join(run_dir, "classification_report.txt"), report)
-        matrix = skm.confusion_matrix(labels, predicted, labels=list(range(n)))
-        write_json(
-            os.path.join(run_dir, "confusion_matrix.json"), matrix.tolist()
+        results[f"test_top{k}_accuracy"] = float(
+            np.mean((top_k == labels[:, None]).any(-1))
         )
         if config.eval.plots:
             folder = os.path.join(run_dir, "plots")
-            os.makedirs(folder, exist_ok=True)
-            plots.confusion_matrix(
-                matrix,
-                names,
-                os.path.join(folder, "confusion_matrix.png"),
-                title=f"{config.model.name} on {data.info['dataset']}",
-            )
             count = min(config.eval.attention_maps, len(images))
             if count:
                 chosen = pick_examples(labels, predicted, count)
@@ -384,15 +320,10 @@ class ImageClassificationTask(Task):
             images = tf.cond(same, lambda: images, resize)
             images = tf.ensure_shape(images, [None, height, width, channels])
             probabilities = tf.cast(model(images, training=False), tf.float32)
-            batch = tf.shape(probabilities)[0]
             return {
                 # [B, num_classes] class probabilities.
                 "probabilities": probabilities,
-                # [B] name of the most probable class.
-                "label": tf.gather(names, tf.argmax(probabilities, -1)),
-                # [B, num_classes] the class names (same for every row, so
-                # every output has the batch dimension TF Serving expects).
-                "label_names": tf.tile(names[None], [batch, 1]),
+                **label_outputs(probabilities, names),
             }
 
         return export_lib.export_saved_model(path, model, serve)

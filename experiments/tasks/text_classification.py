@@ -26,12 +26,17 @@ from experiments import baselines
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
+from experiments.configs.text_classification import ABLATION_MODELS
 from experiments.errors import UserError
-from experiments.rundir import write_json
 from experiments.rundir import write_text
-from experiments.tasks.base import Task
 from experiments.tasks.base import TaskData
 from experiments.tasks.base import pick_examples
+from experiments.tasks.classification import ClassificationTask
+from experiments.tasks.classification import label_names
+from experiments.tasks.classification import label_outputs
+from zoo.text import attention_function
+from zoo.text import build_vocabulary
+from zoo.text import word_attention
 
 AUTOTUNE = tf.data.AUTOTUNE
 ARCHIVE_DATASETS = ("movie_sentences",)
@@ -44,17 +49,6 @@ def _say(message):
 def text_keys(cfg):
     """The feature keys joined into the text (`"title,description"`)."""
     return [k.strip() for k in cfg.text_key.split(",") if k.strip()]
-
-
-def _label_names(builder, cfg):
-    feature = builder.info.features[cfg.label_key]
-    names = getattr(feature, "names", None)
-    if not names:
-        raise UserError(
-            f"Feature {cfg.label_key!r} of {builder.info.full_name!r} is not "
-            "a ClassLabel. Set data.label_key to its class-label feature."
-        )
-    return [str(n) for n in names]
 
 
 # Python's `str.isspace` characters as an RE2 class (RE2's `\s` is ASCII
@@ -78,21 +72,16 @@ def _read(dataset):
     return texts, np.asarray(labels, dtype="int64")
 
 
-class TextClassificationTask(Task):
+class TextClassificationTask(ClassificationTask):
     """Trains and evaluates zoo text classifiers on TFDS texts."""
 
     name = "text_classification"
-    primary_metric = "test_accuracy"
     secondary_metrics = ("test_macro_f1",)
 
-    def validate(self, config):
+    def check_settings(self, config):
         cfg = config.data
         if not text_keys(cfg):
             raise UserError("data.text_key is empty: name the text feature.")
-        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
-            raise UserError(
-                "data.batch_size and data.eval_batch_size must be > 0"
-            )
         if cfg.vocabulary_size < 3:
             raise UserError(
                 "data.vocabulary_size must be >= 3. Received: "
@@ -108,11 +97,8 @@ class TextClassificationTask(Task):
                 "data.archive_path is read by the movie_sentences dataset "
                 f"only. Received: data.name={cfg.name!r}"
             )
-        self.check_model(config)
 
     def ablation_models(self, config):
-        from experiments.configs.text_classification import ABLATION_MODELS
-
         return list(ABLATION_MODELS)
 
     def ablation_notes(self, results):
@@ -159,8 +145,6 @@ class TextClassificationTask(Task):
             )
 
     def load_data(self, config, data_dir, strategy):
-        from zoo.text import build_vocabulary
-
         cfg = config.data
         builder_kwargs = (
             {"archive_path": os.path.expanduser(cfg.archive_path)}
@@ -170,6 +154,7 @@ class TextClassificationTask(Task):
         builder = data_lib.load_builder(
             cfg.name, data_dir, cfg.download, builder_kwargs=builder_kwargs
         )
+        cfg = data_lib.resolve_splits(builder, cfg)
         keys = text_keys(cfg)
         data_lib.check_features(
             builder,
@@ -178,7 +163,7 @@ class TextClassificationTask(Task):
                 "data.label_key": cfg.label_key,
             },
         )
-        names = _label_names(builder, cfg)
+        names = label_names(builder, cfg.label_key)
         num_classes = len(names)
 
         # Training texts: read once for the vocabulary and the baseline.
@@ -287,36 +272,11 @@ class TextClassificationTask(Task):
         )
 
     # --- Model ----------------------------------------------------------
-    def build_model(self, config, data):
-        import zoo
-
-        kwargs = dict(config.model.kwargs)
-        kwargs.setdefault("vocabulary", data.extras["vocabulary"])
-        kwargs.setdefault("num_classes", data.info["num_classes"])
-        try:
-            model = zoo.build(config.model.name, **kwargs)
-        except (ValueError, TypeError) as err:
-            raise UserError(
-                f"Cannot build model {config.model.name!r}: {err}"
-            ) from None
-        if model.output_shape[-1] != data.info["num_classes"]:
-            raise UserError(
-                f"Model has {model.output_shape[-1]} outputs but the dataset "
-                f"has {data.info['num_classes']} classes."
-            )
-        return model
-
-    def loss(self, config):
-        import keras
-
-        return keras.losses.CategoricalCrossentropy(
-            label_smoothing=float(config.train.label_smoothing)
-        )
-
-    def metrics(self, config, data):
-        import keras
-
-        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    def model_defaults(self, config, data):
+        return {
+            "vocabulary": data.extras["vocabulary"],
+            "num_classes": data.info["num_classes"],
+        }
 
     # --- Evaluation -----------------------------------------------------
     def predict(self, model, texts, batch_size):
@@ -330,34 +290,10 @@ class TextClassificationTask(Task):
         names = data.info["label_names"]
         texts, labels = data.extras["test"]
         probs = self.predict(model, texts, config.data.eval_batch_size)
-        predicted = probs.argmax(-1)
-        scores = baselines.classification_scores(labels, predicted, names)
-        picked = probs[np.arange(len(labels)), labels]
-        results = {
-            "test_accuracy": scores["accuracy"],
-            "test_macro_f1": scores["macro_f1"],
-            "test_loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
-            "num_test_examples": int(len(labels)),
-            "classification_report": scores["report"],
-        }
-        write_text(
-            os.path.join(run_dir, "classification_report.txt"),
-            scores["report_text"],
-        )
-        write_json(
-            os.path.join(run_dir, "confusion_matrix.json"),
-            scores["confusion_matrix"],
-        )
+        results, predicted = self.score(labels, probs, data, config, run_dir)
         folder = os.path.join(run_dir, "plots")
         os.makedirs(folder, exist_ok=True)
         title = f"{config.model.name} on {data.info['dataset']}"
-        if config.eval.plots:
-            plots.confusion_matrix(
-                np.asarray(scores["confusion_matrix"]),
-                names,
-                os.path.join(folder, "confusion_matrix.png"),
-                title=title,
-            )
         count = min(config.eval.attention_maps, len(texts))
         if count:
             chosen = pick_examples(labels, predicted, count)
@@ -383,8 +319,6 @@ class TextClassificationTask(Task):
 
     def write_attention(self, model, texts, captions, folder, title, png=True):
         """Word-attention HTML (and PNG) of `texts`; returns their records."""
-        from zoo.text import word_attention
-
         attended = word_attention(model, texts)
         return write_attention_files(attended, captions, folder, title, png)
 
@@ -480,8 +414,6 @@ def export_text_classifier(model, label_names, path):
     batch returns empty outputs; empty, very long (truncated) and
     non-UTF-8 texts (invalid bytes replaced) are served like any other.
     """
-    from zoo.text import attention_function
-
     names = tf.constant(label_names)
     num_classes = len(label_names)
     compute = attention_function(model)
@@ -506,13 +438,11 @@ def export_text_classifier(model, label_names, path):
         # Layers reduce over the batch in places (e.g. max of an empty
         # tensor): an empty request never reaches them.
         outputs = tf.cond(tf.size(text) > 0, run, empty)
-        probabilities = outputs["probabilities"]
-        batch = tf.shape(probabilities)[0]
-        outputs["probabilities"] = tf.ensure_shape(
-            probabilities, [None, num_classes]
+        probabilities = tf.ensure_shape(
+            outputs["probabilities"], [None, num_classes]
         )
-        outputs["label"] = tf.gather(names, tf.argmax(probabilities, -1))
-        outputs["label_names"] = tf.tile(names[None], [batch, 1])
+        outputs["probabilities"] = probabilities
+        outputs.update(label_outputs(probabilities, names))
         return outputs
 
     return export_lib.export_saved_model(path, model, serve)

@@ -35,15 +35,19 @@ from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
 from experiments import wordpiece
-from experiments.configs.translation import SEARCHES
+from experiments.configs.seq2seq import SEARCHES
 from experiments.errors import UserError
-from experiments.rundir import write_json
-from experiments.rundir import write_text
-from experiments.tasks.base import Task
 from experiments.tasks.base import TaskData
+from experiments.tasks.seq2seq import Seq2SeqTask
+from experiments.tasks.seq2seq import export_searches
+from zoo.tokens import END_ID
+from zoo.tokens import PAD_ID
+from zoo.tokens import RESERVED_TOKENS
+from zoo.tokens import START_ID
 
 AUTOTUNE = tf.data.AUTOTUNE
-PAD, UNK, START, END = 0, 1, 2, 3
+# Padding values of a `({"source", "target_in"}, target_out)` batch.
+PADDING = ({"source": PAD_ID, "target_in": PAD_ID}, PAD_ID)
 
 
 class TranslationData(TaskData):
@@ -89,7 +93,7 @@ def _vocabulary(builder, cfg, key, texts):
     vocab = wordpiece.learn_vocabulary(
         texts, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase
     )
-    write_text(path, "\n".join(vocab))
+    atomic.write_text(path, "\n".join(vocab))
     return vocab
 
 
@@ -104,15 +108,15 @@ def add_start_end(ids, max_length):
     truncated = ids.row_lengths() > keep
     ids = ids[:, :keep]
     batch = ids.nrows()
-    start = tf.fill([batch, 1], START)
-    end = tf.fill([batch, 1], END)
+    start = tf.fill([batch, 1], START_ID)
+    end = tf.fill([batch, 1], END_ID)
     return tf.concat([start, ids, end], axis=1), truncated
 
 
 def encode_sources(tokenizer, sentences, max_length):
     """Source strings `[B]` -> dense ids `[B, S]` (0-padded), truncated."""
     ragged, truncated = add_start_end(tokenizer.tokenize(sentences), max_length)
-    return ragged.to_tensor(PAD), truncated
+    return ragged.to_tensor(PAD_ID), truncated
 
 
 def normalize_references(texts, lowercase):
@@ -123,7 +127,7 @@ def normalize_references(texts, lowercase):
     ]
 
 
-class TranslationTask(Task):
+class TranslationTask(Seq2SeqTask):
     """Trains and evaluates zoo translators on TFDS sentence pairs."""
 
     name = "translation"
@@ -138,44 +142,15 @@ class TranslationTask(Task):
         ("greedy sent/s", "greedy_sentences_per_s", ".1f"),
         ("beam sent/s", "beam_sentences_per_s", ".1f"),
     )
+    length_keys = ("max_source_length", "max_target_length")
+    sample_noun = "translations"
 
-    def validate(self, config):
-        cfg, ev = config.data, config.eval
-        if cfg.batch_size <= 0 or cfg.eval_batch_size <= 0:
-            raise UserError(
-                "data.batch_size and data.eval_batch_size must be > 0"
-            )
-        for key in ("max_source_length", "max_target_length"):
-            if getattr(cfg, key, 0) < 3:
-                raise UserError(
-                    f"data.{key} must be >= 3 ([START], a token, [END]). "
-                    f"Received: data.{key}={getattr(cfg, key, None)}"
-                )
-        if getattr(cfg, "vocab_size", 0) < 10:
+    def check_data_settings(self, config):
+        if config.data.vocab_size < 10:
             raise UserError(
                 "data.vocab_size must be >= 10. Received: "
-                f"data.vocab_size={getattr(cfg, 'vocab_size', None)}"
+                f"data.vocab_size={config.data.vocab_size}"
             )
-        if getattr(ev, "beam_width", 1) < 1:
-            raise UserError(
-                f"eval.beam_width must be >= 1. Received: {ev.beam_width}"
-            )
-        if getattr(ev, "length_penalty", 0.0) < 0:
-            raise UserError(
-                "eval.length_penalty must be >= 0. Received: "
-                f"{ev.length_penalty}"
-            )
-        if getattr(ev, "export_search", "beam") not in SEARCHES:
-            raise UserError(
-                f"Unknown eval.export_search {ev.export_search!r}. Choose "
-                f"one of: {', '.join(SEARCHES)}"
-            )
-        if config.train.label_smoothing:
-            raise UserError(
-                "train.label_smoothing is not supported by the translation "
-                "task (its loss ignores padding with ignore_class)."
-            )
-        self.check_model(config)
 
     # --- Data -----------------------------------------------------------
     def _pairs(self, builder, split, cfg, max_examples):
@@ -222,12 +197,12 @@ class TranslationTask(Task):
                 ),
                 bucket_boundaries=bounds,
                 bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
-                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+                padding_values=PADDING,
             )
         else:
             ds = ds.padded_batch(
                 batch_size,
-                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+                padding_values=PADDING,
             )
         return ds.prefetch(AUTOTUNE)
 
@@ -245,7 +220,7 @@ class TranslationTask(Task):
         def padded(ds, batch_size):
             return ds.padded_batch(
                 batch_size,
-                padding_values=({"source": PAD, "target_in": PAD}, PAD),
+                padding_values=PADDING,
                 drop_remainder=True,
             )
 
@@ -272,6 +247,7 @@ class TranslationTask(Task):
     def load_data(self, config, data_dir, strategy):
         cfg = config.data
         builder = data_lib.load_builder(cfg.name, data_dir, cfg.download)
+        cfg = data_lib.resolve_splits(builder, cfg)
         data_lib.check_features(
             builder,
             {
@@ -298,9 +274,7 @@ class TranslationTask(Task):
             for v in vocabs
         ]
         for side, vocab in zip(("source", "target"), vocabs):
-            if vocab[: len(wordpiece.RESERVED_TOKENS)] != list(
-                wordpiece.RESERVED_TOKENS
-            ):
+            if vocab[: len(RESERVED_TOKENS)] != list(RESERVED_TOKENS):
                 raise UserError(f"The {side} vocabulary lacks reserved tokens")
 
         train = self._tokenized(train_pairs, cfg, tokenizers)
@@ -323,13 +297,8 @@ class TranslationTask(Task):
             validation = self._tokenized(pairs, cfg, tokenizers)
             if cfg.cache:
                 validation = validation.cache()
-            validation = self._batched(
-                validation, cfg, cfg.eval_batch_size, False
-            )
-            # Known cardinality: Keras warns about datasets of unknown size.
-            batches = int(validation.reduce(0, lambda n, _: n + 1))
-            validation = validation.apply(
-                tf.data.experimental.assert_cardinality(batches)
+            validation = data_lib.with_known_cardinality(
+                self._batched(validation, cfg, cfg.eval_batch_size, False)
             )
 
         test_pairs, num_test = self._pairs(
@@ -358,38 +327,13 @@ class TranslationTask(Task):
             target_tokenizer=tokenizers[1],
         )
 
-    def timing_batch(self, data):
-        for batch in data.train.take(1):
-            return batch
-        raise UserError("The training split is empty.")
-
     # --- Model ----------------------------------------------------------
-    def build_model(self, config, data):
-        import zoo
-
-        kwargs = dict(config.model.kwargs)
-        kwargs.setdefault("source_vocab_size", data.info["source_vocab_size"])
-        kwargs.setdefault("target_vocab_size", data.info["target_vocab_size"])
-        kwargs.setdefault("max_target_length", config.data.max_target_length)
-        try:
-            model = zoo.build(config.model.name, **kwargs)
-        except (ValueError, TypeError) as err:
-            raise UserError(
-                f"Cannot build model {config.model.name!r}: {err}"
-            ) from None
-        return model
-
-    def loss(self, config):
-        import keras
-
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=PAD
-        )
-
-    def metrics(self, config, data):
-        from zoo.translation.metrics import MaskedAccuracy
-
-        return [MaskedAccuracy(name="accuracy")]
+    def model_defaults(self, config, data):
+        return {
+            "source_vocab_size": data.info["source_vocab_size"],
+            "target_vocab_size": data.info["target_vocab_size"],
+            "max_target_length": config.data.max_target_length,
+        }
 
     # --- Decoding -------------------------------------------------------
     def make_translate_fn(self, model, config, method):
@@ -433,16 +377,15 @@ class TranslationTask(Task):
                 source_tok, batch_sources, config.data.max_source_length
             )
             start = time.perf_counter()
-            result = translate(ids)
-            pick = (lambda x: x) if method == "greedy" else (lambda x: x[:, 0])
-            best = pick(result.tokens).numpy()
-            lengths = pick(result.lengths).numpy()
+            result = translate(ids).best()
+            best = result.tokens.numpy()
+            lengths = result.lengths.numpy()
             elapsed += time.perf_counter() - start
             tokens += int(np.sum(lengths))
             text = target_tok.detokenize(best).numpy()
             attention = result.attention
             if attention is not None:
-                attention = pick(attention).numpy()
+                attention = attention.numpy()
             ids, truncated = ids.numpy(), truncated.numpy()
             batch_sources = batch_sources.numpy()
             batch_targets = batch_targets.numpy()
@@ -510,21 +453,8 @@ class TranslationTask(Task):
             }
             for i in range(count)
         ]
-        write_json(os.path.join(run_dir, "samples.json"), samples)
-        lines = [
-            f"# Sample translations: {config.model.name} on "
-            f"{data.info['dataset']} ({config.data.test_split})",
-            "",
-        ]
-        for i, s in enumerate(samples, start=1):
-            lines += [
-                f"{i}. **source:** {s['source']}  ",
-                f"   **reference:** {s['reference']}  ",
-                f"   **greedy:** {s['greedy']}  ",
-                f"   **beam:** {s['beam']}",
-                "",
-            ]
-        write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
+        fields = [(key, key) for key in ("source", "reference", *SEARCHES)]
+        self.write_samples(samples, fields, data, config, run_dir)
 
         if config.eval.plots and config.eval.attention_maps:
             path = self._plot_alignments(
@@ -546,7 +476,7 @@ class TranslationTask(Task):
         alignments = []
         for i in order[: config.eval.attention_maps]:
             out = outputs[i]
-            source_ids = [t for t in out["source_ids"].tolist() if t != PAD]
+            source_ids = [t for t in out["source_ids"].tolist() if t != PAD_ID]
             target_ids = out["ids"][: out["length"]].tolist()
             source = [
                 t.decode("utf-8")
@@ -620,20 +550,17 @@ def make_serving_fn(
         )
         # [B] sources without a token (empty, only spaces): translated to
         # "" with score 0, not to whatever the decoder says about nothing.
-        empty = tf.reduce_sum(tf.cast(ids != PAD, tf.int32), axis=1) <= 2
+        empty = tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32), axis=1) <= 2
         result = model.generate(
             ids,
             method=method,
             max_length=max_target_length,
             beam_width=beam_width,
             length_penalty=length_penalty,
-        )
-        best = result.tokens if method == "greedy" else result.tokens[:, 0]
-        score = result.scores if method == "greedy" else result.scores[:, 0]
-        lengths = result.lengths if method == "greedy" else result.lengths[:, 0]
-        lengths = tf.where(empty, 0, lengths)
-        best = tf.where(empty[:, None], PAD, best)
-        score = tf.where(empty, 0.0, score)
+        ).best()
+        lengths = tf.where(empty, 0, result.lengths)
+        best = tf.where(empty[:, None], PAD_ID, result.tokens)
+        score = tf.where(empty, 0.0, result.scores)
         target_tokens = target_tokenizer.id_to_token(
             tf.RaggedTensor.from_tensor(best, lengths=lengths)
         ).to_tensor("")
@@ -644,7 +571,7 @@ def make_serving_fn(
             "target_tokens": target_tokens,
             # [B, S] WordPiece tokens the model read ("" = padding).
             "source_tokens": tf.where(
-                ids == PAD, "", source_tokenizer.id_to_token(ids)
+                ids == PAD_ID, "", source_tokenizer.id_to_token(ids)
             ),
             # [B] log P / length penalty of the translation.
             "score": score,
@@ -652,14 +579,9 @@ def make_serving_fn(
             "source_truncated": truncated,
         }
         if with_attention and result.attention is not None:
-            attention = (
-                result.attention
-                if method == "greedy"
-                else result.attention[:, 0]
-            )
             # [B, L, S] attention of each target token over the source.
             outputs["attention"] = tf.where(
-                empty[:, None, None], 0.0, attention
+                empty[:, None, None], 0.0, result.attention
             )
         return {key: value[:batch] for key, value in outputs.items()}
 
@@ -683,10 +605,9 @@ def export_translator(
     search is the second signature (named after it). Both take
     `sentences`, a `tf.string` `[B]`.
     """
-    import keras
 
-    fns = {
-        method: make_serving_fn(
+    def serving_fn(method):
+        return make_serving_fn(
             model,
             source_tokenizer,
             target_tokenizer,
@@ -696,18 +617,14 @@ def export_translator(
             beam_width,
             length_penalty,
         )
-        for method in SEARCHES
-    }
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(source_tokenizer)
-    archive.track(target_tokenizer)
-    archive.add_endpoint("serving_default", fns[search])
-    other = [m for m in SEARCHES if m != search][0]
-    archive.add_endpoint(other, fns[other])
-    with atomic.replacing(path) as tmp:
-        archive.write_out(tmp, verbose=False)
-    return path
+
+    return export_searches(
+        path,
+        model,
+        serving_fn,
+        search,
+        track=(source_tokenizer, target_tokenizer),
+    )
 
 
 TASK = TranslationTask()

@@ -7,8 +7,9 @@ from keras import ops
 
 from layers.scores.score import Score
 from layers.scores.score import as_float32
-from layers.scores.score import check_positive_int
 from layers.scores.score import clone_initializer
+from layers.validation import check_bool
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -66,11 +67,7 @@ class AdditiveScore(Score):
     ):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
-        if not isinstance(normalize, bool):
-            raise ValueError(
-                f"`normalize` must be a bool. Received: normalize={normalize!r}"
-            )
-        self.normalize = normalize
+        self.normalize = check_bool("normalize", normalize)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.query_dense = self._projection("query_dense")

@@ -5,7 +5,7 @@ from keras import ops
 
 from layers.scores.score import Score
 from layers.scores.score import as_float32
-from layers.scores.score import check_positive_int
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")

@@ -5,10 +5,10 @@ Names follow Luong, Pham & Manning 2015 (`dot`, `general`, `concat`,
 `concat`), plus `scaled_dot` and `cosine`.
 """
 
-import difflib
-
 import keras
 
+from layers.naming import UnknownNameError
+from layers.naming import did_you_mean
 from layers.scores.additive_score import AdditiveScore
 from layers.scores.cosine_score import CosineScore
 from layers.scores.dot_score import DotScore
@@ -30,10 +30,9 @@ SCORES = {
 
 def _unknown(identifier):
     names = sorted(SCORES)
-    close = difflib.get_close_matches(str(identifier), names, n=3)
-    hint = f" Did you mean {close}?" if close else ""
-    return ValueError(
-        f"Unknown score. Valid names: {names}.{hint} "
+    return UnknownNameError(
+        f"Unknown score. Valid names: {names}."
+        f"{did_you_mean(identifier, names)} "
         f"Received: score={identifier!r}"
     )
 

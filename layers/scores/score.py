@@ -156,15 +156,6 @@ def as_float32(x):
     return ops.cast(x, "float32")
 
 
-def check_positive_int(name, value):
-    """Raises `ValueError` unless `value` is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return value
-
-
 def clone_initializer(initializer):
     """A fresh copy, so that weights sharing an initializer differ."""
     return keras.initializers.get(keras.initializers.serialize(initializer))

@@ -167,7 +167,7 @@ def test_results_files_are_written_atomically(tmp_path):
 
 def test_unknown_benchmark_names_close_matches():
     assert registry.get_benchmark("8").name == "long_sequences"
-    with pytest.raises(KeyError, match="Did you mean self_attention"):
+    with pytest.raises(KeyError, match="Did you mean: self_attention"):
         registry.get_benchmark("self_atention")
 
 

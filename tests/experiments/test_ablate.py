@@ -6,14 +6,15 @@ import os
 import pytest
 
 from experiments import ablate
+from experiments.tasks.image_classification import default_models
 from tests.experiments.conftest import EAGER
 from tests.experiments.conftest import TINY
 
 
 def test_default_models_strip_the_attention_prefix():
     expected = ["resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20"]
-    assert ablate.default_models("cbam_resnet20") == expected
-    assert ablate.default_models("resnet56")[0] == "resnet56"
+    assert default_models("cbam_resnet20") == expected
+    assert default_models("resnet56")[0] == "resnet56"
 
 
 def test_ablation_table(tmp_path, digits_dir):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from experiments import runner
 from experiments.cli import main
 from experiments.tasks import captioning
+from zoo.tokens import RESERVED_TOKENS
 
 pytestmark = pytest.mark.tf_only
 
@@ -161,7 +162,7 @@ _SERVE = textwrap.dedent(
 def test_saved_model_serves_captions_in_a_fresh_process(tmp_path):
     import zoo
 
-    vocabulary = list(captioning.RESERVED) + ["zero", "one", "two", "three"]
+    vocabulary = list(RESERVED_TOKENS) + ["zero", "one", "two", "three"]
     model = zoo.build(
         "show_attend_tell_soft",
         vocab_size=len(vocabulary),
@@ -215,8 +216,7 @@ def test_saved_model_serves_captions_in_a_fresh_process(tmp_path):
         result = model.generate(
             right, method=method, max_length=5, beam_width=2
         )
-        tokens = result.tokens.numpy()
-        tokens = tokens if method == "greedy" else tokens[:, 0]
+        tokens = result.best().tokens.numpy()
         expected = [
             " ".join(words[[t for t in row if t > 3]]) for row in tokens
         ]
@@ -339,8 +339,9 @@ def test_tiny_run_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_digit_scenes_soft_reaches_the_targets(tmp_path):
-    """The README's digit-scenes target: >= 90% exact captions and >= 0.5
-    of the attention mass inside the named digit's box (minutes on CPU)."""
+    """The digit-scenes targets of docs/captioning.md: >= 90% exact
+    captions and >= 0.5 of the attention mass inside the named digit's box
+    (minutes on CPU)."""
     config = runner.resolve("digit_scenes_soft")
     metrics = runner.run(
         config, name="digit_scenes_soft", out=str(tmp_path / "run"), verbose=0

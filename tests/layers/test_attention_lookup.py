@@ -15,6 +15,7 @@ from layers import SelfAttention2D
 from layers import SpatialAttention
 from layers import SqueezeExcite
 from layers import get_attention
+from layers.naming import UnknownNameError
 from tests.layers import vision_reference as ref
 
 CANONICAL = {
@@ -66,10 +67,12 @@ def test_layer_class_passes_through():
 
 @pytest.mark.parametrize(
     "name,hint",
-    [("cbma", "'cbam'"), ("squeeze_excit", "'squeeze_excite'"), ("ec", "eca")],
+    [("cbma", "cbam"), ("squeeze_excit", "squeeze_excite"), ("ec", "eca")],
 )
 def test_unknown_names_suggest_close_matches(name, hint):
-    with pytest.raises(ValueError, match=f"Did you mean.*{hint}") as err:
+    with pytest.raises(
+        UnknownNameError, match=f"Did you mean: .*{hint}"
+    ) as err:
         get_attention(name)
     assert f"Received: name='{name}'" in str(err.value)
 

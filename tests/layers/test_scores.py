@@ -194,7 +194,7 @@ def test_get_score_accepts_classes_instances_and_configs():
 def test_get_score_rejects_unknown_names_with_close_matches():
     with pytest.raises(ValueError, match=r"score='dott'.*") as info:
         get_score("dott")
-    assert "Did you mean ['dot'" in str(info.value)
+    assert "Did you mean: dot" in str(info.value)
     assert "scaled_dot" in str(info.value)  # lists the valid names
     with pytest.raises(ValueError, match="Received: score=3"):
         get_score(3)

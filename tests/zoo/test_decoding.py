@@ -115,6 +115,28 @@ def test_beam_finds_the_sequence_greedy_misses():
     assert scores[0] >= scores[1]
 
 
+def test_best_picks_beam_zero_and_keeps_greedy_results():
+    greedy = decoding.greedy_search(
+        markov_step, _state(2), tf.constant([START, START]), END, 6
+    )
+    assert greedy.best() is greedy
+    beam = decoding.beam_search(
+        markov_step,
+        _state(2),
+        tf.constant([START, START]),
+        END,
+        max_length=6,
+        beam_width=3,
+    )
+    best = beam.best()
+    assert isinstance(best, decoding.DecodeResult)
+    for field, value in zip(beam._fields, best):
+        expected = getattr(beam, field).numpy()[:, 0]
+        np.testing.assert_array_equal(value.numpy(), expected)
+    assert best.tokens.shape == greedy.tokens.shape
+    assert best.attention.shape == greedy.attention.shape
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_beam_search_matches_exhaustive_search(alpha):
     # 64 beams keep every real hypothesis (<= 40) until the last step.

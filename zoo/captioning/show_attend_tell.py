@@ -4,12 +4,12 @@ with soft or stochastic hard attention (Xu et al. 2015)."""
 import keras
 
 from layers import PositionEmbedding
-from zoo.captioning.captioner import END_ID
-from zoo.captioning.captioner import PAD_ID
-from zoo.captioning.captioner import START_ID
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.registry import register_model
+from zoo.tokens import END_ID
+from zoo.tokens import PAD_ID
+from zoo.tokens import START_ID
 
 INPUTS = (
     "dict {'images': uint8 [B, H, W, C], 'target_in': int32 caption ids "
@@ -251,7 +251,7 @@ class ShowAttendTell(Captioner):
     def feature_grid(self):
         return self._grid
 
-    def encode(self, images):
+    def encode(self, images, max_length=None):
         annotations = self._annotations(images, training=False)
         return (
             self.decoder.initial_state(annotations),

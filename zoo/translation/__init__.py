@@ -1,6 +1,5 @@
 """Translators: recurrent (Cho, Bahdanau, Luong) and Transformer models."""
 
-from zoo.translation.metrics import MaskedAccuracy
 from zoo.translation.rnn_translator import ConcatToSteps
 from zoo.translation.rnn_translator import RNNTranslator
 from zoo.translation.token_position_embedding import TokenPositionEmbedding

@@ -15,9 +15,9 @@ from layers import AttentionRNNCell
 from layers import BahdanauAttention
 from layers import LuongAttention
 from zoo.registry import register_model
-from zoo.translation.translator import END_ID
-from zoo.translation.translator import PAD_ID
-from zoo.translation.translator import START_ID
+from zoo.tokens import END_ID
+from zoo.tokens import PAD_ID
+from zoo.tokens import START_ID
 from zoo.translation.translator import Translator
 
 CELLS = ("gru", "lstm")

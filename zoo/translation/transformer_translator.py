@@ -8,13 +8,13 @@ import keras
 from keras import ops
 
 from zoo.registry import register_model
+from zoo.tokens import END_ID
+from zoo.tokens import PAD_ID
+from zoo.tokens import START_ID
 from zoo.translation.rnn_translator import INPUTS
 from zoo.translation.token_position_embedding import TokenPositionEmbedding
 from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
 from zoo.translation.transformer_encoder_block import TransformerEncoderBlock
-from zoo.translation.translator import END_ID
-from zoo.translation.translator import PAD_ID
-from zoo.translation.translator import START_ID
 from zoo.translation.translator import Translator
 
 

@@ -1,7 +1,10 @@
-"""Token accuracy that ignores padding (teacher-forced translation)."""
+"""Token accuracy that ignores padding, for teacher-forced sequence
+generators (translators, captioners)."""
 
 import keras
 from keras import ops
+
+from zoo.tokens import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -14,7 +17,7 @@ class MaskedAccuracy(keras.metrics.Metric):
         dtype: metric dtype.
     """
 
-    def __init__(self, pad_id=0, name="masked_accuracy", dtype=None):
+    def __init__(self, pad_id=PAD_ID, name="masked_accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.pad_id = pad_id
         self.correct = self.add_variable(

@@ -1,97 +1,26 @@
-"""Private helpers shared by the vision attention blocks (validation, gates).
+"""Image-layout helpers shared by the vision attention blocks.
 
-Every image block validates its arguments and inputs through these helpers so
-that the error messages and the `channels_last`/`channels_first` handling are
-the same everywhere.
+Data formats, channel axes, gates and channel-count resolution live here so
+that the `channels_last`/`channels_first` handling and the error messages are
+the same in every image block (SE, CBAM, ECA, non-local, ...). Argument
+validators live in `layers.validation`.
 """
 
-import keras
 from keras import ops
+
+from layers.validation import check_choice
+from layers.validation import check_rank
 
 DATA_FORMATS = ("channels_last", "channels_first")
 GATES = ("sigmoid", "hard_sigmoid")
 
 
-def check_positive_int(name, value, allow_none=False):
-    """Returns `value` or raises `ValueError` unless it is an int >= 1."""
-    if value is None and allow_none:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer"
-            f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
-        )
-    return value
-
-
-def check_rate(name, value):
-    """Returns `value` or raises `ValueError` unless `0 <= value < 1`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-    if not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-    return value
-
-
-def check_odd_kernel_size(name, value):
-    """Returns `value` or raises `ValueError` unless it is an odd int >= 1.
-
-    Odd sizes keep `"same"` padding symmetric, so each output position is
-    centred on its input position.
-    """
-    check_positive_int(name, value)
-    if value % 2 == 0:
-        raise ValueError(
-            f"`{name}` must be an odd positive integer (so the kernel is "
-            f"centred on each position). Received: {name}={value!r}"
-        )
-    return value
-
-
 def check_data_format(data_format):
-    if data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"`data_format` must be one of {DATA_FORMATS}. "
-            f"Received: data_format={data_format!r}"
-        )
-    return data_format
+    return check_choice("data_format", data_format, DATA_FORMATS)
 
 
 def check_gate(gate):
-    if gate not in GATES:
-        raise ValueError(
-            f"`gate` must be one of {GATES}. Received: gate={gate!r}"
-        )
-    return gate
-
-
-def get_activation(name, value):
-    """Resolves an activation, raising `ValueError` naming the argument."""
-    try:
-        return keras.activations.get(value)
-    except (ValueError, TypeError) as err:
-        raise ValueError(
-            f"`{name}` must name a Keras activation. Received: {name}={value!r}"
-        ) from err
-
-
-def serialize_activation(fn):
-    return keras.activations.serialize(fn)
-
-
-def check_rank(input_shape, rank, layer_name, what):
-    """Raises `ValueError` unless `input_shape` has the given rank."""
-    shape = tuple(input_shape)
-    if len(shape) != rank:
-        raise ValueError(
-            f"{layer_name} expects {what} (a rank-{rank} tensor). "
-            f"Received: inputs.shape={shape}"
-        )
-    return shape
+    return check_choice("gate", gate, GATES)
 
 
 def check_image_shape(input_shape, layer_name, data_format):

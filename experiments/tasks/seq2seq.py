@@ -1,0 +1,133 @@
+"""The sequence-generation task tier: what translation and captioning share.
+
+A `Seq2SeqTask` trains a `zoo.SequenceGenerator` with teacher forcing
+(`({"...", "target_in"}, target_out)` batches, 0 = padding), evaluates it
+with both searches of `zoo.decoding` and exports both searches as the two
+signatures of one SavedModel. It owns the setting checks, the padded
+cross-entropy and masked accuracy, building the model, the sample files
+and the export; a subclass supplies its data (`load_data`,
+`model_defaults`), its evaluation and its serving function.
+"""
+
+import os
+
+import keras
+
+from experiments import export as export_lib
+from experiments.configs.seq2seq import SEARCHES
+from experiments.errors import UserError
+from experiments.rundir import write_json
+from experiments.rundir import write_text
+from experiments.tasks.base import Task
+from zoo.metrics import MaskedAccuracy
+from zoo.tokens import PAD_ID
+
+
+class Seq2SeqTask(Task):
+    """Base of the tasks whose model generates token sequences.
+
+    Subclasses set `length_keys` (the data-config fields holding maximum
+    sequence lengths, `[START]` and `[END]` included) and `sample_noun`
+    (what `samples.md` lists: "translations", "captions"), and may add
+    checks in `check_data_settings`.
+    """
+
+    length_keys = ()
+    sample_noun = "samples"
+
+    # --- Validation, before any data is read ---------------------------
+    def check_settings(self, config):
+        cfg, ev = config.data, config.eval
+        for key in self.length_keys:
+            value = getattr(cfg, key)
+            if value < 3:
+                raise UserError(
+                    f"data.{key} must be >= 3 ([START], a token, [END]). "
+                    f"Received: data.{key}={value}"
+                )
+        self.check_data_settings(config)
+        if ev.beam_width < 1:
+            raise UserError(
+                "eval.beam_width must be >= 1. Received: "
+                f"eval.beam_width={ev.beam_width}"
+            )
+        if ev.length_penalty < 0:
+            raise UserError(
+                "eval.length_penalty must be >= 0. Received: "
+                f"eval.length_penalty={ev.length_penalty}"
+            )
+        if ev.export_search not in SEARCHES:
+            raise UserError(
+                f"Unknown eval.export_search {ev.export_search!r}. Choose "
+                f"one of: {', '.join(SEARCHES)}"
+            )
+        if config.train.label_smoothing:
+            raise UserError(
+                f"train.label_smoothing is not supported by the {self.name} "
+                "task (its loss ignores padding with ignore_class)."
+            )
+
+    def check_data_settings(self, config):
+        """The subclass's own data-setting checks (none by default)."""
+
+    # --- Model ----------------------------------------------------------
+    def loss(self, config):
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=PAD_ID
+        )
+
+    def metrics(self, config, data):
+        return [MaskedAccuracy(name="accuracy")]
+
+    # --- Evaluation -----------------------------------------------------
+    def write_samples(self, samples, fields, data, config, run_dir):
+        """`samples.json` and `samples.md` in `run_dir`.
+
+        Args:
+            samples: list of dicts (written to `samples.json` as they are).
+            fields: `(label, key)` pairs: the lines of each sample in
+                `samples.md`, in order (list values joined by " | ").
+        """
+        write_json(os.path.join(run_dir, "samples.json"), samples)
+        lines = [
+            f"# Sample {self.sample_noun}: {config.model.name} on "
+            f"{data.info['dataset']} ({config.data.test_split})",
+            "",
+        ]
+        for i, sample in enumerate(samples, start=1):
+            for j, (label, key) in enumerate(fields):
+                value = sample[key]
+                if isinstance(value, list):
+                    value = " | ".join(value)
+                prefix = f"{i}. " if j == 0 else "   "
+                end = "" if j == len(fields) - 1 else "  "
+                lines.append(f"{prefix}**{label}:** {value}{end}")
+            lines.append("")
+        write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
+
+
+def export_searches(path, model, serving_fn, search, track=()):
+    """Exports one serving function per search, atomically.
+
+    Args:
+        path: destination folder of the SavedModel.
+        model: the `zoo.SequenceGenerator` the functions decode with.
+        serving_fn: `method -> tf.function` (with an input signature) for
+            each search of `SEARCHES`.
+        search: the search of `serving_default`; the other search is a
+            second signature named after it.
+        track: further objects the functions use (tokenisers, lookup
+            tables), saved with the model.
+
+    Returns:
+        `path`.
+    """
+    fns = {method: serving_fn(method) for method in SEARCHES}
+    other = next(method for method in SEARCHES if method != search)
+    return export_lib.export_saved_model(
+        path,
+        model,
+        fns[search],
+        extra_endpoints={other: fns[other]},
+        track=track,
+    )
