@@ -9,6 +9,9 @@ export. The result loads with
 `tf.saved_model.load` in a process that never imports this project.
 """
 
+import contextlib
+import contextvars
+
 from experiments import atomic
 from experiments import training
 
@@ -35,6 +38,51 @@ def pass_if(ok, value, message):
     return tf.cond(ok, lambda: tf.identity(value), fail)
 
 
+# Largest batch a serving request may carry, unless the export sets its
+# own (`serving_max_batch` of an experiment): bigger requests are refused
+# with "Bad request" instead of exhausting the server's memory.
+DEFAULT_MAX_BATCH = {"strings": 4096, "images": 1024}
+_max_batch = contextvars.ContextVar("max_batch", default=None)
+
+
+@contextlib.contextmanager
+def serving_limits(max_batch=None):
+    """Sets the maximum serving batch of the exports made inside the block.
+
+    Args:
+        max_batch: the largest batch a request may carry; `None` or 0: the
+            defaults of `DEFAULT_MAX_BATCH` (by input kind).
+    """
+    if max_batch is not None and int(max_batch) < 0:
+        raise ValueError(
+            f"max_batch must be >= 0. Received: max_batch={max_batch}"
+        )
+    token = _max_batch.set(int(max_batch) if max_batch else None)
+    try:
+        yield
+    finally:
+        _max_batch.reset(token)
+
+
+def max_batch_for(dtype):
+    """The maximum serving batch for inputs of `dtype` (see
+    `serving_limits`)."""
+    import tensorflow as tf
+
+    kind = "strings" if tf.as_dtype(dtype) == tf.string else "images"
+    return _max_batch.get() or DEFAULT_MAX_BATCH[kind]
+
+
+def shape_text(value):
+    """The shape of `value` as a string tensor, e.g. "1, 8, 8, 3" (an
+    error message prints it in brackets, with every dimension)."""
+    import tensorflow as tf
+
+    return tf.strings.reduce_join(
+        tf.strings.as_string(tf.shape(value)), separator=", "
+    )
+
+
 def serving_input(value, shape, description, nonempty_axes=()):
     """Checks a serving input at run time; returns it with a static shape.
 
@@ -42,12 +90,13 @@ def serving_input(value, shape, description, nonempty_axes=()):
     of its arguments, and a check against the signature's own static shape
     is optimised away. So exporters declare inputs of unknown shape
     (`tf.TensorSpec(None, dtype)`) and call this first: a request of the
-    wrong rank or channel count fails with one clear `InvalidArgumentError`
-    naming the expected layout and the shape received, instead of an error
-    from deep inside the model.
+    wrong rank or channel count, or a batch larger than the export's
+    maximum (`serving_limits`), fails with one clear
+    `InvalidArgumentError` naming the expected layout and the whole shape
+    received, instead of an error from deep inside the model.
 
     Args:
-        value: the input tensor (any rank).
+        value: the input tensor (any rank); axis 0 is the batch.
         shape: expected shape, `None` for any size (e.g. `[None, None,
             None, 3]`); its length is the expected rank.
         description: what the input is, for the message, e.g. "`images`:
@@ -61,6 +110,7 @@ def serving_input(value, shape, description, nonempty_axes=()):
     import tensorflow as tf
 
     received = tf.shape(value)
+    limit = max_batch_for(value.dtype)
     message = f"Bad request: expected {description}. Received shape:"
 
     def sizes_ok():
@@ -77,7 +127,17 @@ def serving_input(value, shape, description, nonempty_axes=()):
         lambda: tf.constant(False),
     )
 
-    value = pass_if(ok, value, [message, received])
+    value = pass_if(ok, value, [message, shape_text(value)])
+    # The batch of the checked value: its rank is known to be right here.
+    value = pass_if(
+        tf.less_equal(tf.shape(value)[0], limit),
+        value,
+        [
+            f"Bad request: a batch of at most {limit} is served (the "
+            "export's serving_max_batch). Received shape:",
+            shape_text(value),
+        ],
+    )
     return tf.ensure_shape(value, shape)
 
 

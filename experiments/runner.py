@@ -117,6 +117,7 @@ def run(
     """
     import keras
 
+    from experiments import export as export_lib
     from experiments import plots
     from experiments import training
     from experiments.tensorboard import ScalarLogger
@@ -125,6 +126,11 @@ def run(
     task = get_task(config.task)
     task.validate(config)
     check_train_config(config.train)
+    if config.serving_max_batch < 0:
+        raise UserError(
+            "serving_max_batch must be >= 0 (0: the default). Received: "
+            f"serving_max_batch={config.serving_max_batch}"
+        )
     if strategy not in training.STRATEGIES:
         raise UserError(
             f"Unknown strategy {strategy!r}. Choose one of: "
@@ -269,7 +275,8 @@ def run(
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(model, data, config, run_dir.file("saved_model"))
+            with export_lib.serving_limits(config.serving_max_batch):
+                task.export(model, data, config, run_dir.file("saved_model"))
             run_dir.record_output("saved_model")
             export_time = time.perf_counter() - start
         metrics.update(
