@@ -10,7 +10,6 @@ and writes `ablation.md` and `ablation.json` with mean ± std of the task's
 primary metric.
 """
 
-import json
 import os
 import platform
 import re
@@ -43,18 +42,6 @@ def parse_model_spec(spec):
 
 def _folder_name(spec):
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
-
-
-def _finished_metrics(path, config):
-    metrics_path = os.path.join(path, "metrics.json")
-    config_path = os.path.join(path, "config.json")
-    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
-        return None
-    with open(config_path) as f:
-        if json.load(f) != config_lib.to_dict(config):
-            return None
-    with open(metrics_path) as f:
-        return json.load(f)
 
 
 def _mean_std(values):
@@ -104,7 +91,7 @@ def ablate(
                 config, [f"seed={seed}", "export=false"]
             )
             path = os.path.join(out, f"{_folder_name(model)}-seed{seed}")
-            metrics = _finished_metrics(path, seeded)
+            metrics = rundir_lib.finished_metrics(path, seeded)
             if metrics is None:
                 print(f"\n=== {model}, seed {seed} ===", flush=True)
                 metrics = runner.run(

@@ -9,7 +9,6 @@ beam, parameters and training time for translation).
 """
 
 import fnmatch
-import json
 import os
 import platform
 import time
@@ -33,18 +32,6 @@ def expand_names(patterns):
     if not names:
         raise UserError("No experiment to compare.")
     return names
-
-
-def _finished_metrics(path, config):
-    metrics_path = os.path.join(path, "metrics.json")
-    config_path = os.path.join(path, "config.json")
-    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
-        return None
-    with open(config_path) as f:
-        if json.load(f) != config_lib.to_dict(config):
-            return None
-    with open(metrics_path) as f:
-        return json.load(f)
 
 
 def _format(value, fmt):
@@ -111,7 +98,7 @@ def compare(
     rows = []
     for name, config in configs.items():
         path = os.path.join(out, name)
-        metrics = _finished_metrics(path, config)
+        metrics = rundir_lib.finished_metrics(path, config)
         if metrics is None:
             print(f"\n=== {name} ===", flush=True)
             start = time.time()

@@ -74,6 +74,49 @@ def create_unique(root, stem):
     raise UserError(f"Could not create a unique run folder under {root!r}")
 
 
+def damaged_outputs(path):
+    """Outputs of the run folder `path` (`model.keras`, `saved_model`)
+    that are missing or no longer match the SHA-256 in its run record."""
+    try:
+        with open(os.path.join(path, RECORD)) as f:
+            outputs = json.load(f).get("outputs", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    damaged = []
+    for name, entry in outputs.items():
+        output = os.path.join(path, name)
+        if not os.path.exists(output):
+            damaged.append(f"{output} is missing")
+        elif atomic.sha256(output) != entry.get("sha256"):
+            damaged.append(f"{output} differs from its recorded SHA-256")
+    return damaged
+
+
+def finished_metrics(path, config):
+    """The metrics of a finished run of `config` in folder `path`, or None.
+
+    None when the run did not finish, ran another config, or one of its
+    outputs was damaged since it was written (warned about: running the
+    same config in that folder again rewrites the outputs).
+    """
+    metrics_path = os.path.join(path, "metrics.json")
+    config_path = os.path.join(path, "config.json")
+    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
+        return None
+    with open(config_path) as f:
+        if json.load(f) != config_lib.to_dict(config):
+            return None
+    damaged = damaged_outputs(path)
+    if damaged:
+        print(
+            "warning: " + "; ".join(damaged) + ". Running it again.",
+            flush=True,
+        )
+        return None
+    with open(metrics_path) as f:
+        return json.load(f)
+
+
 class RunDir:
     """An open, locked run folder; use as a context manager.
 
@@ -185,19 +228,6 @@ class RunDir:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self.write_record(record)
-
-    def output_problem(self, name):
-        """Why output `name` does not match its recorded checksum, or None
-        (also None when nothing was recorded)."""
-        recorded = self.read_record().get("outputs", {}).get(name)
-        if not recorded:
-            return None
-        path = self.file(name)
-        if not os.path.exists(path):
-            return f"{path} is missing"
-        if atomic.sha256(path) != recorded.get("sha256"):
-            return f"{path} does not match its recorded SHA-256 checksum"
-        return None
 
     def _check_or_write_config(self):
         resolved = config_lib.to_dict(self.config)

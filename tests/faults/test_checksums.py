@@ -138,3 +138,19 @@ def test_sha256_of_a_folder_ignores_its_location(tmp_path):
     (tmp_path / "b" / "variables" / "data").write_bytes(b"weightz")
     assert atomic.sha256(tmp_path / "a") != atomic.sha256(tmp_path / "b")
     assert not math.isnan(atomic.size_of(tmp_path / "a"))
+
+
+def test_damaged_output_is_not_reused(tmp_path, capsys):
+    from experiments import rundir
+    from tests.experiments.conftest import tiny_config
+
+    config = tiny_config()
+    out = tmp_path / "run"
+    with rundir.RunDir(str(out), config) as run_dir:
+        atomic.write_text(run_dir.file("model.keras"), "the model")
+        run_dir.record_output("model.keras")
+        atomic.write_json(run_dir.file("metrics.json"), {"test_accuracy": 1})
+    assert rundir.finished_metrics(str(out), config) == {"test_accuracy": 1}
+    (out / "model.keras").write_text("the modem")
+    assert rundir.finished_metrics(str(out), config) is None
+    assert "differs from its recorded SHA-256" in capsys.readouterr().out
