@@ -14,10 +14,15 @@ import os
 import platform
 import re
 
+import keras
 import numpy as np
 
 from experiments import config as config_lib
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import runner
+from experiments import timing
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -65,11 +70,6 @@ def ablate(
     verbose="auto",
 ):
     """Runs the ablation and returns its results dict (see module doc)."""
-    import keras
-
-    from experiments import runner
-    from experiments import timing
-    from experiments import training
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)
@@ -85,12 +85,14 @@ def ablate(
     os.makedirs(out, exist_ok=True)
 
     results = {}
+    run_dirs = []
     for model, config in configs.items():
         for seed in seeds:
             seeded = config_lib.apply_overrides(
                 config, [f"seed={seed}", "export=false"]
             )
             path = os.path.join(out, f"{_folder_name(model)}-seed{seed}")
+            run_dirs.append(path)
             metrics = rundir_lib.finished_metrics(path, seeded)
             if metrics is None:
                 print(f"\n=== {model}, seed {seed} ===", flush=True)
@@ -181,6 +183,7 @@ def ablate(
     rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
     rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
+    report.write_summary_report(out, f"Ablation of {name}", table, run_dirs)
     print("\n" + table, flush=True)
     print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
     summary["out"] = out

@@ -6,11 +6,13 @@ status 2, never a traceback.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
 
 from experiments import config as config_lib
+from experiments import predict
 from experiments.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -109,6 +111,8 @@ def build_parser():
         help="step-timing rounds (each times 2 steps of every model)",
     )
 
+    predict.add_parser(sub)
+
     p_compare = sub.add_parser(
         "compare",
         help="run several experiments (wildcards allowed) and tabulate "
@@ -141,9 +145,9 @@ def build_parser():
 
 
 def _list(args):
-    import fnmatch
-
     if args.models:
+        # The commands import what they need when they run, so that `list`
+        # and `--help` never load TensorFlow.
         import zoo
 
         for name in zoo.list_models(args.pattern):
@@ -187,7 +191,7 @@ def _show(args):
 
 
 def _run(args):
-    from experiments import runner
+    from experiments import runner  # TensorFlow: see `_list`
 
     config = runner.resolve(
         args.name,
@@ -220,7 +224,7 @@ def _parse_list(text, kind, convert=str):
 
 
 def _ablate(args):
-    from experiments import ablate
+    from experiments import ablate  # TensorFlow: see `_list`
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -243,7 +247,7 @@ def _ablate(args):
 
 
 def _compare(args):
-    from experiments import compare
+    from experiments import compare  # TensorFlow: see `_list`
 
     compare.compare(
         args.names,
@@ -263,6 +267,7 @@ COMMANDS = {
     "run": _run,
     "ablate": _ablate,
     "compare": _compare,
+    "predict": predict.main,
 }
 
 

@@ -14,7 +14,9 @@ import platform
 import time
 
 from experiments import config as config_lib
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import runner
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -79,7 +81,6 @@ def compare(
     verbose="auto",
 ):
     """Runs (or reuses) the experiments and returns the comparison dict."""
-    from experiments import runner
 
     names = expand_names(patterns)
     configs = {name: runner.resolve(name, overrides, epochs) for name in names}
@@ -140,6 +141,12 @@ def compare(
     rundir_lib.write_json(os.path.join(out, "comparison.json"), summary)
     table = markdown_table(summary)
     rundir_lib.write_text(os.path.join(out, "comparison.md"), table)
+    report.write_summary_report(
+        out,
+        f"Comparison: {', '.join(names)}",
+        table,
+        [os.path.join(out, name) for name in configs],
+    )
     print("\n" + table, flush=True)
     print(f"Written to {os.path.join(out, 'comparison.md')}", flush=True)
     summary["out"] = out

@@ -12,6 +12,11 @@ import os
 import socket
 from collections.abc import Callable
 
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import experiments.datasets
 from experiments.errors import DamagedDataError
 from experiments.errors import UserError
 from experiments.errors import unknown_name_error
@@ -41,9 +46,6 @@ def is_path(name):
 
 def own_builder_names():
     """Names of the project's TFDS builders (experiments/datasets)."""
-    import tensorflow_datasets as tfds
-
-    import experiments.datasets
 
     names = set()
     for module in vars(experiments.datasets).values():
@@ -70,8 +72,6 @@ def _obtain_hint(name, data_dir):
 
 
 def _from_directory(path):
-    import tensorflow_datasets as tfds
-
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
         raise UserError(
@@ -125,11 +125,6 @@ def load_builder(name, data_dir=None, download=True, builder_kwargs=None):
         raise UserError("No dataset given: set data.name.")
     if is_path(name):
         return _from_directory(name)
-
-    import tensorflow_datasets as tfds
-
-    import experiments.datasets  # noqa: F401  (registers the builders)
-
     if data_dir:
         data_dir = os.path.expanduser(data_dir)
     try:
@@ -368,7 +363,6 @@ def with_known_cardinality(dataset):
     """`dataset` with its size counted once and asserted, so that Keras does
     not warn about a dataset of unknown size (evaluation pipelines whose
     filters hide their length)."""
-    import tensorflow as tf
 
     batches = int(dataset.reduce(0, lambda n, _: n + 1))
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
@@ -465,7 +459,6 @@ class TrainStream:
         A Python int (`Dataset.shuffle` takes no tensor seed), mixed by
         NumPy's `SeedSequence` so neighbouring seeds give unrelated orders.
         """
-        import numpy as np
 
         entropy = [abs(int(self.seed)), int(epoch)]
         state = np.random.SeedSequence(entropy).generate_state(1, np.uint32)
@@ -479,7 +472,6 @@ class TrainStream:
             context: a `tf.distribute.InputContext`; `None` is one
                 pipeline feeding one replica (global batches).
         """
-        import tensorflow as tf
 
         replicas = context.num_replicas_in_sync if context else 1
         pipelines = context.num_input_pipelines if context else 1
@@ -524,7 +516,6 @@ class TrainStream:
         are concatenated (each epoch's iterator starts when the previous
         one ends, so an upstream `cache` is complete before it is reread).
         """
-        import tensorflow as tf
 
         if epochs <= initial_epoch:
             raise ValueError(
@@ -554,7 +545,6 @@ def sort_windows(global_batch_size, window_batches, length):
         length: `example -> scalar int tensor` of an unbatched example whose
             components are 1-D tensors (batched raggedly).
     """
-    import tensorflow as tf
 
     window = global_batch_size * window_batches
 
@@ -607,8 +597,6 @@ def damaged_data_error(data_name, data_dir, err):
     dataset's record files are read once more, each on its own, to find
     the damaged ones.
     """
-    import tensorflow as tf
-
     try:
         folder = load_builder(data_name, data_dir, download=False).data_dir
     except UserError:

@@ -12,6 +12,9 @@ export. The result loads with
 import contextlib
 import contextvars
 
+import keras
+import tensorflow as tf
+
 from experiments import atomic
 from experiments import training
 
@@ -28,7 +31,6 @@ def pass_if(ok, value, message):
         value: the tensor to pass through.
         message: list of strings and tensors printed by the error.
     """
-    import tensorflow as tf
 
     def fail():
         check = tf.debugging.Assert(False, message)
@@ -67,8 +69,6 @@ def serving_limits(max_batch=None):
 def max_batch_for(dtype):
     """The maximum serving batch for inputs of `dtype` (see
     `serving_limits`)."""
-    import tensorflow as tf
-
     kind = "strings" if tf.as_dtype(dtype) == tf.string else "images"
     return _max_batch.get() or DEFAULT_MAX_BATCH[kind]
 
@@ -76,8 +76,6 @@ def max_batch_for(dtype):
 def shape_text(value):
     """The shape of `value` as a string tensor, e.g. "1, 8, 8, 3" (an
     error message prints it in brackets, with every dimension)."""
-    import tensorflow as tf
-
     return tf.strings.reduce_join(
         tf.strings.as_string(tf.shape(value)), separator=", "
     )
@@ -107,7 +105,6 @@ def serving_input(value, shape, description, nonempty_axes=()):
     Returns:
         `value` with the static shape `shape`.
     """
-    import tensorflow as tf
 
     received = tf.shape(value)
     limit = max_batch_for(value.dtype)
@@ -156,7 +153,6 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     Returns:
         `path`.
     """
-    import keras
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -14,7 +14,8 @@ Layout of a run folder (every task):
     workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
     model.keras        the trained model (Keras format)
-    saved_model/       the exported SavedModel
+    saved_model/1/     the exported SavedModel (atomic), in the numbered
+                       version folder TF Serving's model_base_path expects
     plots/             PNG figures
     *.txt / *.md       task reports (e.g. classification_report.txt)
 
@@ -37,6 +38,10 @@ from experiments.errors import UserError
 # The run folder's files are written atomically; the tasks import these.
 write_json = atomic.write_json
 write_text = atomic.write_text
+
+# Where a run exports its SavedModel: version 1 under `saved_model/`, so the
+# `saved_model/` folder is a TF Serving `model_base_path` as it is.
+SAVED_MODEL = os.path.join("saved_model", "1")
 
 RECORD = "run.json"
 LOCK = ".lock"

@@ -22,15 +22,25 @@ import platform
 import sys
 import time
 
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
 from experiments import atomic
 from experiments import config as config_lib
+from experiments import data as data_lib
+from experiments import export as export_lib
+from experiments import plots
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import training
 from experiments.errors import DamagedDataError
 from experiments.errors import DiskFullError
 from experiments.errors import NonFiniteLossError
 from experiments.errors import RunInterrupted
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tensorboard import ScalarLogger
 
 
 def _say(message):
@@ -38,10 +48,6 @@ def _say(message):
 
 
 def _versions():
-    import keras
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -52,14 +58,11 @@ def _versions():
 
 
 def _devices():
-    import tensorflow as tf
-
     return [d.device_type for d in tf.config.list_physical_devices()]
 
 
 def check_train_config(train):
     """Cheap checks of `TrainConfig` values before any data is read."""
-    from experiments import training
 
     if train.optimizer not in training.OPTIMIZERS:
         raise UserError(
@@ -115,12 +118,6 @@ def run(
         UserError: any problem the user can fix (exit status 2 on the
             command line).
     """
-    import keras
-
-    from experiments import export as export_lib
-    from experiments import plots
-    from experiments import training
-    from experiments.tensorboard import ScalarLogger
 
     run_start = time.perf_counter()
     task = get_task(config.task)
@@ -269,6 +266,11 @@ def run(
                 history,
                 os.path.join(run_dir.folder("plots"), "training_curves.png"),
                 title=f"{name}: {config.model.name}",
+                schedule=plots.sample_schedule(
+                    training.learning_rate(config.train, data.steps_per_epoch),
+                    data.steps_per_epoch,
+                    config.train.epochs,
+                ),
             )
         _save_keras(model, run_dir.file("model.keras"))
         run_dir.record_output("model.keras")
@@ -276,8 +278,10 @@ def run(
         if config.export:
             start = time.perf_counter()
             with export_lib.serving_limits(config.serving_max_batch):
-                task.export(model, data, config, run_dir.file("saved_model"))
-            run_dir.record_output("saved_model")
+                task.export(
+                    model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+                )
+            run_dir.record_output(rundir_lib.SAVED_MODEL)
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -312,7 +316,9 @@ def run(
             metrics["warning"] = UNTRAINED
         _keep_better_results(run_dir, task.primary_metric, metrics)
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
-        _say(task.summary_line(metrics))
+        summary = task.summary_line(metrics)
+        report.write_run_report(run_dir.path, summary)
+        _say(summary)
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics
@@ -334,7 +340,6 @@ def _verbosity(verbose):
 
 def _save_keras(model, path):
     """Saves the `.keras` model atomically, after checking the space."""
-    from experiments import training
 
     with atomic.replacing(path, size=training.weights_file_size(model)) as tmp:
         model.save(tmp)
@@ -354,11 +359,6 @@ def _reported_faults(config, data_dir, run_path=None):
     line saying what happened and, once a run folder exists, how to
     resume it (its last good checkpoint is intact); so does Ctrl-C.
     """
-    import tensorflow as tf
-
-    from experiments import data as data_lib
-    from experiments import training
-
     resume = f" Then rerun with --out {run_path} to resume." if run_path else ""
     try:
         yield

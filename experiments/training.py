@@ -8,8 +8,10 @@ import os
 import shutil
 import time
 
+import h5py
 import keras
 import numpy as np
+import tensorflow as tf
 
 from experiments import atomic
 from experiments.errors import NonFiniteLossError
@@ -22,7 +24,6 @@ SCHEDULES = ("cosine", "step", "constant")
 
 def set_seed(seed, deterministic=False):
     """Seeds Python, NumPy and TensorFlow; optionally op determinism."""
-    import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
     if deterministic:
@@ -42,7 +43,6 @@ def make_strategy(name):
     Create it before any other TensorFlow work of the process: the
     multi-worker strategy configures the process's collective ops.
     """
-    import tensorflow as tf
 
     if name not in STRATEGIES:
         raise UserError(
@@ -54,6 +54,8 @@ def make_strategy(name):
         if name == "mirrored":
             return tf.distribute.MirroredStrategy()
         if name == "multi_worker":
+            # Patches Keras internals: imported only when a multi-worker
+            # strategy needs it.
             from experiments import keras_compat
 
             keras_compat.install()
@@ -107,7 +109,6 @@ def worker_role(strategy):
     `MultiWorkerMirroredStrategy` runs one process per worker; under the
     other strategies this process is the only one.
     """
-    import tensorflow as tf
 
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
@@ -131,7 +132,6 @@ def check_same_epoch(strategy, epoch):
     that resumed from different checkpoints would train on different
     batches and deadlock or diverge.
     """
-    import tensorflow as tf
 
     def local():
         return tf.constant([epoch], tf.int64)
@@ -159,8 +159,6 @@ def shard_by_data(dataset):
     """
     if dataset is None:
         return None
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
@@ -612,8 +610,6 @@ def _checkpoint_problem(path, sha256):
             return "damaged (its SHA-256 differs from the recorded one)"
         return None
     try:
-        import h5py
-
         with h5py.File(path, "r") as f:
             f.keys()
     except Exception as err:  # noqa: BLE001

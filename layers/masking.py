@@ -112,9 +112,7 @@ def merge_attention_masks(
         vm = ops.expand_dims(ops.cast(value_mask, "bool"), -2)
         mask = vm if mask is None else ops.logical_and(mask, vm)
     if attention_mask is not None:
-        check_mask_shape(
-            "attention_mask", attention_mask, (batch, tq, tk), src
-        )
+        check_mask_shape("attention_mask", attention_mask, (batch, tq, tk), src)
         am = ops.cast(attention_mask, "bool")
         mask = am if mask is None else ops.logical_and(mask, am)
     if use_causal_mask:

@@ -31,6 +31,7 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
 import zoo
@@ -396,8 +397,6 @@ class CaptioningTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         grid = tuple(model.feature_grid)
         metrics = {"feature_grid": list(grid)}
         outputs = {}

@@ -37,7 +37,7 @@ def finished(tmp_path_factory, digits_dir):
 def test_every_output_is_checksummed(finished):
     out, _ = finished
     outputs = read_json(out / "run.json")["outputs"]
-    assert set(outputs) == {"model.keras", "saved_model"}
+    assert set(outputs) == {"model.keras", "saved_model/1"}
     for name, entry in outputs.items():
         assert entry["sha256"] == atomic.sha256(out / name), name
         assert entry["bytes"] == atomic.size_of(out / name), name
