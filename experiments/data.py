@@ -218,8 +218,6 @@ class HeldOutSplit(str):
 
     def mask(self, num_examples):
         """Boolean `[num_examples]`: which examples are held out."""
-        import numpy as np
-
         count = round(self.fraction * num_examples)
         if num_examples > 1:
             count = min(max(count, 1), num_examples - 1)
@@ -287,6 +285,15 @@ def resolve_splits(builder, cfg):
     return cfg
 
 
+def split_names(cfg):
+    """The splits a resolved `cfg` reads, for `metrics.json`."""
+    return {
+        "train_split": str(cfg.train_split),
+        "validation_split": str(cfg.validation_split),
+        "test_split": str(cfg.test_split),
+    }
+
+
 def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
     """`(dataset, num_examples)` of a (possibly sliced) split.
 
@@ -326,8 +333,6 @@ def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
 
 
 def _open_held_out(builder, split, max_examples, as_dataset_kwargs):
-    import tensorflow as tf
-
     ds, num_examples = open_split(builder, split.split, **as_dataset_kwargs)
     mask = split.mask(num_examples)
     if not split.held_out:

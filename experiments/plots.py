@@ -128,7 +128,10 @@ def training_curves(history, path, title="", schedule=None):
                 ax.legend()
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 10:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[len(names) :]:
         ax.axis("off")

@@ -24,7 +24,12 @@ _SEARCH_METRIC = re.compile(
     r"(greedy|beam)$"
 )
 # metrics.json entries too long for the metrics table (shown elsewhere).
-_SKIPPED_METRICS = ("classification_report", "attention_maps", "run_dir")
+_SKIPPED_METRICS = (
+    "classification_report",
+    "attention_maps",
+    "run_dir",
+    "field_descriptions",
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em;
@@ -134,8 +139,10 @@ def _page(title, sections):
 # === A run ===
 
 
-def _config_section(config):
+def _config_section(config, metrics):
     data, model, train = config["data"], config["model"], config["train"]
+    # The splits as read (`auto` resolved), where the run recorded them.
+    data = {**data, **(metrics.get("data") or {})}
     rows = [
         ("task", config.get("task")),
         ("dataset", data.get("name")),
@@ -162,11 +169,22 @@ def _config_section(config):
     )
 
 
+def _meaning(key, descriptions):
+    """The description of `key` (or of its `test_*` family)."""
+    if key in descriptions:
+        return descriptions[key]
+    if key.startswith("test_"):
+        return descriptions.get("test_*", "")
+    return ""
+
+
 def _metrics_section(metrics):
+    descriptions = metrics.get("field_descriptions") or {}
     items = list(_flatten(metrics))
     # Test results first, then the rest in the file's order.
     items.sort(key=lambda item: not item[0].startswith(("test_", "bleu")))
-    return "<h2>Metrics</h2>" + _table(("metric", "value"), items)
+    rows = [(key, value, _meaning(key, descriptions)) for key, value in items]
+    return "<h2>Metrics</h2>" + _table(("metric", "value", "meaning"), rows)
 
 
 def _search_section(metrics):
@@ -308,7 +326,7 @@ def write_run_report(run_dir, summary=""):
     name = metrics.get("experiment") or os.path.basename(run_dir)
     sections = [
         f"<p>{_esc(summary)}</p>" if summary else "",
-        _config_section(config) if config else "",
+        _config_section(config, metrics) if config else "",
         _metrics_section(metrics),
         _search_section(metrics),
         _history_section(run_dir),

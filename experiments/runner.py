@@ -151,6 +151,22 @@ def run(
     stream = data.train_stream
     if stream is not None:
         stream.check(dist.num_replicas_in_sync)
+    # The model before the run folder too: a bad model argument leaves no
+    # folder behind, so the corrected command can reuse the same --out.
+    with dist.scope():
+        model = task.build_model(config, data)
+        optimizer = training.build_optimizer(config.train, data.steps_per_epoch)
+        compile_kwargs = {}
+        if config.train.jit_compile is not None:
+            compile_kwargs["jit_compile"] = config.train.jit_compile
+        model.compile(
+            optimizer=optimizer,
+            loss=task.loss(config),
+            metrics=task.metrics(config, data),
+            steps_per_execution=config.train.steps_per_execution,
+            run_eagerly=config.train.run_eagerly,
+            **compile_kwargs,
+        )
     if role.chief:
         run_dir = rundir_lib.RunDir(
             out or rundir_lib.create_unique(runs_root, name), config
@@ -180,22 +196,6 @@ def run(
             _say(
                 f"Resuming from the checkpoint of epoch {resumed_from}/"
                 f"{config.train.epochs}."
-            )
-        with dist.scope():
-            model = task.build_model(config, data)
-            optimizer = training.build_optimizer(
-                config.train, data.steps_per_epoch
-            )
-            compile_kwargs = {}
-            if config.train.jit_compile is not None:
-                compile_kwargs["jit_compile"] = config.train.jit_compile
-            model.compile(
-                optimizer=optimizer,
-                loss=task.loss(config),
-                metrics=task.metrics(config, data),
-                steps_per_execution=config.train.steps_per_execution,
-                run_eagerly=config.train.run_eagerly,
-                **compile_kwargs,
             )
         _say(
             f"{config.model.name}: {model.count_params():,} parameters; "
@@ -314,6 +314,11 @@ def run(
         )
         if config.train.epochs == 0:
             metrics["warning"] = UNTRAINED
+        metrics["field_descriptions"] = {
+            key: text
+            for key, text in FIELD_DESCRIPTIONS.items()
+            if key in metrics or key.endswith("*")
+        }
         _keep_better_results(run_dir, task.primary_metric, metrics)
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
         summary = task.summary_line(metrics)
@@ -434,10 +439,42 @@ def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
     run_dir.write_record(record)
 
 
-def resolve(name, overrides=(), epochs=None, seed=None, deterministic=False):
-    """The named experiment's config with overrides, `--epochs`, `--seed`
-    and `--deterministic`."""
-    config = config_lib.get_experiment(name)
+# What the fields of metrics.json mean (written into it, and shown by the
+# report beside each value). Tasks add their own scores beside these.
+FIELD_DESCRIPTIONS = {
+    "test_*": "scores on the test split (data.test_split), never used for "
+    "any choice, after the last epoch",
+    "num_parameters": "trainable and non-trainable weights of the model",
+    "epochs_run_by_this_process": "epochs trained by this process (fewer "
+    "than `epochs` when it resumed a run)",
+    "resumed_from_epoch": "epochs already finished when this process "
+    "started (0: a fresh run)",
+    "global_batch_size": "examples per training step, over all replicas",
+    "train_time_s_this_process": "seconds this process spent in training",
+    "train_time_s_all_epochs": "seconds of all epochs' training, summed "
+    "over every process of the run (history.csv `epoch_time_s`)",
+    "eval_time_s": "seconds of the final evaluation on the test split",
+    "export_time_s": "seconds writing the SavedModel to saved_model/1/",
+    "train_step_time_ms_median": "median wall time of one training step "
+    "(the first 5 steps, which compile, left out)",
+    "train_steps_timed": "training steps behind that median",
+    "data": "the data as read: dataset, splits (validation held out of "
+    "train where the dataset has no validation split), example counts",
+    "devices": "the devices training ran on",
+    "wall_time_s_this_process": "seconds from start to finish of this "
+    "process, data loading and export included",
+    "warning": "why these numbers are not a trained model's (train.epochs=0)",
+    "notes": "caveats: non-finite values written as null, results a rerun "
+    "replaced",
+}
+
+
+def resolve(
+    name, overrides=(), epochs=None, seed=None, deterministic=False, base=None
+):
+    """The named experiment's config (or `base`, e.g. a saved config) with
+    overrides, `--epochs`, `--seed` and `--deterministic`."""
+    config = base if base is not None else config_lib.get_experiment(name)
     config = config_lib.apply_overrides(config, overrides)
     if epochs is not None:
         config.train.epochs = int(epochs)

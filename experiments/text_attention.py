@@ -23,15 +23,15 @@ from zoo.text.word_attention import from_outputs
 
 
 def _saved_model_folder(path):
-    """The SavedModel folder of a run folder, a TF Serving base folder
-    (its newest numbered version) or a SavedModel folder."""
+    """The SavedModel folder of a run folder, of its `saved_model/` (the
+    newest numbered version) or a SavedModel folder itself."""
+    from experiments.predict import saved_model_path
+
+    path = os.path.normpath(path)
     if os.path.isdir(os.path.join(path, "saved_model")):
-        path = os.path.join(path, "saved_model")
-    versions = []
-    if os.path.isdir(path):
-        versions = [name for name in os.listdir(path) if name.isdigit()]
-    if versions and not os.path.exists(os.path.join(path, "saved_model.pb")):
-        path = os.path.join(path, max(versions, key=int))
+        path = saved_model_path(path)
+    elif os.path.basename(path) == "saved_model":
+        path = saved_model_path(os.path.dirname(path))
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise UserError(
             f"{path!r} holds no SavedModel (saved_model.pb). Pass a run "

@@ -325,6 +325,7 @@ class CaptioningTask(Seq2SeqTask):
                 "vocab_size": len(vocabulary),
                 "num_train_images": num_images,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             vocabulary=vocabulary,

@@ -202,6 +202,7 @@ class ImageClassificationTask(ClassificationTask):
                 "num_classes": num_classes,
                 "label_names": names,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
         )

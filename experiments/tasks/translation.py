@@ -333,6 +333,7 @@ class TranslationTask(Seq2SeqTask):
                 "target_vocab_size": len(vocabs[1]),
                 "num_train_pairs": num_pairs,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             source_tokenizer=tokenizers[0],

@@ -304,6 +304,23 @@ def test_export_loads_without_the_project(finished_run, tmp_path):
     assert report["metadata_label_names"] == names
 
 
+def test_run_outputs_explain_themselves(finished_run):
+    out, metrics = finished_run
+    with open(os.path.join(out, "confusion_matrix.json")) as f:
+        matrix = json.load(f)
+    assert matrix["labels"] == [str(i) for i in range(10)]
+    assert matrix["rows"] == "true class" and len(matrix["matrix"]) == 10
+    assert sum(map(sum, matrix["matrix"])) == metrics["num_test_examples"]
+    # digits has no validation split: a held-out slice of train instead.
+    assert metrics["data"]["validation_split"].startswith("held-out 10%")
+    assert "test_*" in metrics["field_descriptions"]
+    with open(os.path.join(out, "report.html")) as f:
+        page = f.read()
+    assert (
+        "held-out 10% of train" in page and "<h2>Confusion matrix</h2>" in page
+    )
+
+
 def test_saved_model_folder_is_a_tf_serving_base_path(finished_run):
     out, _ = finished_run
     # TF Serving's model_base_path holds numbered versions only.

@@ -134,14 +134,7 @@ def cifar_resnet(
     if attention not in ATTENTIONS:
         # Any block `layers.get_attention` knows ("channel", "spatial",
         # aliases) or a Layer class; unknown names raise its ValueError.
-        try:
-            layers.get_attention(attention)
-        except ValueError as err:
-            raise ValueError(
-                f"`attention` must be one of {ATTENTIONS}, another name known "
-                f"to `layers.get_attention`, or a Layer class ({err}). "
-                f"Received: attention={attention!r}"
-            ) from None
+        layers.get_attention(attention, argument="attention")
     if shortcut not in SHORTCUTS:
         raise ValueError(
             f"`shortcut` must be one of {SHORTCUTS}. Received: "
