@@ -314,12 +314,12 @@ def run(
         )
         if config.train.epochs == 0:
             metrics["warning"] = UNTRAINED
+        _keep_better_results(run_dir, task.primary_metric, metrics)
         metrics["field_descriptions"] = {
             key: text
             for key, text in FIELD_DESCRIPTIONS.items()
             if key in metrics or key.endswith("*")
         }
-        _keep_better_results(run_dir, task.primary_metric, metrics)
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
         summary = task.summary_line(metrics)
         report.write_run_report(run_dir.path, summary)
