@@ -476,10 +476,11 @@ def main(argv=None):
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return err.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        # A `RunInterrupted` names the run folder to resume.
         print(
-            "interrupted: rerun the same command with --out <run folder> to "
-            "resume from the last finished epoch",
+            str(interrupt)
+            or "interrupted: rerun the same command to start again",
             file=sys.stderr,
         )
         return 130

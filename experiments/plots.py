@@ -15,11 +15,18 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from experiments import atomic  # noqa: E402
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+def _save(fig, path, tight=True):
+    """Writes `fig` to the PNG file `path` atomically and closes it."""
+    if tight:
+        fig.tight_layout()
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -310,9 +317,7 @@ def word_attention(examples, path, captions=None, title="", wrap=90):
                 )
                 x += len(token) + 1
             y += 1
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, tight=False)
 
 
 def word_attention_html(examples, captions=None, title=""):

@@ -598,7 +598,7 @@ def make_serving_fn(
             [
                 f"Bad request: images must have 1 or 3 channels (the model "
                 f"reads {channels}). Received shape:",
-                tf.shape(images),
+                export_lib.shape_text(images),
             ],
         )
         images = tf.ensure_shape(images, [None, None, None, None])
