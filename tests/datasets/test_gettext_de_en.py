@@ -143,9 +143,10 @@ def test_real_catalogs_build(tmp_path):
     builder = tfds.builder("gettext_de_en", data_dir=tmp_path)
     builder.download_and_prepare()
     sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
-    assert sizes["train"] > 30_000 and sizes["test"] > 3_000
+    assert sizes["train"] > 30_000
+    assert sizes["test"] > 2_000 and sizes["validation"] > 2_000
     metadata = builder.info.metadata
-    assert metadata["test_near_duplicates_in_train"] <= 0.03
+    assert metadata["test_near_duplicates_in_train"] <= 0.025
     assert set(metadata["packages"]) == set(gettext.PACKAGES)
 
 
