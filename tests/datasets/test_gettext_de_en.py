@@ -146,7 +146,8 @@ def test_real_catalogs_build(tmp_path):
     assert sizes["train"] > 30_000
     assert sizes["test"] > 2_000 and sizes["validation"] > 2_000
     metadata = builder.info.metadata
-    assert metadata["test_near_duplicates_in_train"] <= 0.025
+    # The goal: at most 2% of test messages near-duplicate a training one.
+    assert metadata["test_near_duplicates_in_train"] <= 0.02
     assert set(metadata["packages"]) == set(gettext.PACKAGES)
 
 
