@@ -12,6 +12,10 @@ import os
 import platform
 import re
 
+import numpy as np
+
+from experiments.timing import interleave
+
 PACKAGES = (
     "tensorflow",
     "keras",
@@ -87,6 +91,25 @@ def load_average():
         return None
 
 
+def load_warning(where, load=None, cores=None):
+    """A warning when the 1-minute load average exceeds the core count.
+
+    Other jobs then compete for the cores: wall times mostly measure
+    waiting, so the numbers are not those of a quiet machine. Returns
+    None on a quiet machine (or where the load is unknown).
+
+    Args:
+        where: what was about to run (e.g. "run start", a benchmark name).
+        load: `load_average()` (read now when None).
+        cores: core count (`cpu_count()` when None).
+    """
+    load = load_average() if load is None else load
+    cores = cpu_count() if cores is None else cores
+    if not load or load[0] <= cores:
+        return None
+    return f"{where}: 1-minute load average {load[0]} > {cores} cores"
+
+
 def describe(label=None):
     """The hardware/software record written into every results file."""
     return {
@@ -119,10 +142,9 @@ def matmul_rate(sizes=(2048, 4096), repeats=5, device=None):
         `best_gflops_per_cpu_s` (GFLOP per second of process CPU time: the
         rate of the work itself, robust to other load on a shared CPU).
     """
-    import numpy as np
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
-
-    from experiments.timing import interleave
 
     fns = {}
     with tf.device(device or ""):

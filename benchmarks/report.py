@@ -191,6 +191,7 @@ def render_markdown(results):
         ),
         f"- Command: `{harness['command']}` ({fmt(harness.get('wall_s'))} s "
         "wall)." + _kept_text(harness),
+        *_warning_lines(results),
         "",
         "## Goals",
         "",
@@ -257,6 +258,20 @@ def _kept_text(harness):
     )
 
 
+def _warning_lines(results):
+    """The harness's load warnings: this was not a quiet machine."""
+    warnings = results.get("load_warnings") or []
+    if not warnings:
+        return []
+    return [
+        "- **Warning: not a quiet machine.** The 1-minute load average "
+        "exceeded the core count (other jobs shared the CPU: wall times are "
+        "inflated, goals judged on process CPU time) at "
+        + "; ".join(warnings)
+        + "."
+    ]
+
+
 def _loaded(results):
     start = (results.get("load_average") or {}).get("start") or [0]
     return start[0] > results["machine"]["cores"] * 0.5
@@ -298,6 +313,7 @@ def render_readme(results, json_path):
         + _kept_text(harness),
         f"- Full results: `{json_path}` and `{md_path}` (method, setup, "
         "every sample).",
+        *_warning_lines(results),
         "",
         markdown_table(
             ["#", "benchmark", "goal", "measured", "verdict"],

@@ -187,8 +187,22 @@ def _spawn(name, quick, device, timeout, tmp_dir):
     }
 
 
+def _warn_if_loaded(results, where, load=None):
+    """Prints and records a warning when the machine is not quiet."""
+    warning = machine_lib.load_warning(where, load, results["machine"]["cores"])
+    if warning:
+        print(
+            f"warning: {warning}: other jobs share the CPU, so wall times "
+            "are inflated (goals are judged on process CPU time); measure "
+            "on a quiet machine for the record.",
+            file=sys.stderr,
+            flush=True,
+        )
+        results["load_warnings"].append(warning)
+
+
 def resolve_names(names):
-    """Benchmark names (or numbers) -> registered names, in issue order.
+    """Benchmark names (or numbers) -> registered names, in number order.
 
     Raises:
         HarnessError: an unknown name (with close matches).
@@ -260,6 +274,8 @@ def run(
         for name in selected
     }
     results["harness"]["provenance"] = provenance
+    results["load_warnings"] = []
+    _warn_if_loaded(results, "run start", results["load_average"]["start"])
     if os.path.exists(existing):
         with open(existing) as f:
             previous = json.load(f)
@@ -281,6 +297,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp_dir:
         for name in selected:
             print(f"== {name}", file=sys.stderr, flush=True)
+            _warn_if_loaded(results, name)
             entry = _spawn(name, quick, device, timeout, tmp_dir)
             results["benchmarks"][name] = entry
             if name == "matmul" and entry.get("status") == "ok":

@@ -94,6 +94,8 @@ def learn_vocabulary(
     Returns:
         The vocabulary, a list of strings (`reserved` first).
     """
+    # Only learning a vocabulary needs `tokenizers`; the tokeniser and an
+    # exported model run on core TensorFlow alone.
     from tokenizers import Tokenizer
     from tokenizers import models
     from tokenizers import pre_tokenizers
@@ -183,9 +185,6 @@ class WordPieceTokenizer(tf.Module):
     @property
     def vocab_size(self):
         return len(self.vocab)
-
-    def token_to_id(self, token):
-        return self.vocab.index(token)
 
     # === Tokenisation ===
 

@@ -54,7 +54,17 @@ class ChannelAttention(SqueezeExcite):
 
     def _channel_logits(self, inputs):
         axes = vision_utils.spatial_axes(self.data_format)
-        # Both descriptors go through the same MLP: [B, C] -> [B, C].
-        avg = self._excite(ops.mean(inputs, axis=axes))
-        peak = self._excite(ops.max(inputs, axis=axes))
-        return avg + peak
+        avg, peak = vision_utils.mean_and_max(inputs, axes)
+        channels = self._num_channels
+        # Both descriptors go through the shared MLP as one batch,
+        # [2B, C] -> [2B, C] (one matmul per layer instead of two), and
+        # their two logits are summed: [B, C].
+        descriptors = ops.concatenate(
+            [
+                ops.reshape(avg, (-1, channels)),
+                ops.reshape(peak, (-1, channels)),
+            ],
+            axis=0,
+        )
+        logits = self._excite(descriptors)
+        return ops.sum(ops.reshape(logits, (2, -1, channels)), axis=0)

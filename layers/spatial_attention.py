@@ -112,18 +112,30 @@ class SpatialAttention(keras.layers.Layer):
         axis = vision_utils.channel_axis(self.data_format)
         # descriptor: [B, H, W, 2] = [mean over C, max over C]
         descriptor = ops.concatenate(
-            [
-                ops.mean(inputs, axis=axis, keepdims=True),
-                ops.max(inputs, axis=axis, keepdims=True),
-            ],
-            axis=axis,
+            vision_utils.mean_and_max(inputs, axis), axis=axis
         )
         descriptor = vision_utils.to_channels_last(descriptor, self.data_format)
-        logits = self.conv(descriptor)  # [B, H, W, 1]
+        logits = self._convolve(descriptor)  # [B, H, W, 1]
         if self.norm is not None:
             logits = self.norm(logits, training=training)
         weights = vision_utils.apply_gate(logits, self.gate, self.compute_dtype)
         return vision_utils.from_channels_last(weights, self.data_format)
+
+    def _convolve(self, descriptor):
+        # `self.conv` ([k, k, 2, 1] kernel) applied to [B, H, W, 2]. A
+        # convolution to one output channel is the depthwise convolution
+        # with the same kernel summed over the two input channels; on CPU,
+        # TensorFlow's depthwise kernel runs it (forward and backward)
+        # faster than the general one, which is tuned for many channels.
+        kernel = ops.cast(self.conv.kernel, descriptor.dtype)
+        logits = ops.sum(
+            ops.depthwise_conv(descriptor, kernel, padding="same"),
+            axis=-1,
+            keepdims=True,
+        )
+        if self.conv.use_bias:
+            logits = logits + ops.cast(self.conv.bias, logits.dtype)
+        return logits
 
     def call(self, inputs, return_attention_scores=False, training=None):
         attention = self.spatial_map(inputs, training=training)

@@ -112,3 +112,48 @@ def nhwc_shape(input_shape, data_format):
     if data_format == "channels_first":
         return (shape[0], shape[2], shape[3], shape[1])
     return shape
+
+
+def mean_and_max(x, axis):
+    """Mean and maximum of `x` over `axis`, with a lean gradient.
+
+    Returns `(ops.mean(x, axis, keepdims=True), ops.max(x, axis,
+    keepdims=True))`: the two descriptors CBAM pools (over channels for its
+    spatial map, over positions for its channel gate). Values and gradients
+    are those of the two ops (the maximum's gradient is shared equally by
+    the elements that reach it); the gradient is computed in three passes
+    over `x` (equality with the maximum, its count, one select) instead of
+    the eight or so of the two ops' own gradients (tile, equality, cast,
+    count, divide, multiply, tile, add), which dominate a CBAM block's
+    backward pass on CPU.
+
+    Args:
+        x: a tensor.
+        axis: an axis or a tuple of axes to reduce.
+
+    Returns:
+        `(mean, maximum)`, each shaped like `x` with the reduced axes of
+        size 1.
+    """
+    axes = axis if isinstance(axis, tuple) else (axis,)
+
+    @ops.custom_gradient
+    def pool(x):
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        peak = ops.max(x, axis=axes, keepdims=True)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                upstream = args if len(args) > 1 else args[0]
+            d_mean, d_peak = upstream
+            d_mean = ops.zeros_like(mean) if d_mean is None else d_mean
+            d_peak = ops.zeros_like(peak) if d_peak is None else d_peak
+            size = ops.cast(ops.size(x) // ops.size(mean), x.dtype)
+            is_peak = ops.equal(x, peak)
+            ties = ops.sum(ops.cast(is_peak, x.dtype), axis=axes, keepdims=True)
+            base = d_mean / size
+            return ops.where(is_peak, base + d_peak / ties, base)
+
+        return (mean, peak), grad
+
+    return pool(x)

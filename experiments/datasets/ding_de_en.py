@@ -45,8 +45,10 @@ import re
 
 import tensorflow_datasets as tfds
 
+from experiments import offline_data
+
 DEFAULT_PATH = "/usr/share/trans/de-en"
-INSTALL_COMMAND = "apt-get install trans-de-en"
+INSTALL_COMMAND = offline_data.DING_DE_EN_INSTALL_COMMAND
 SPLIT_SEED = 1234
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MIN_WORDS = 4

@@ -28,6 +28,7 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
 from experiments import alignment
@@ -335,6 +336,7 @@ class TranslationTask(Seq2SeqTask):
                 "target_vocab_size": len(vocabs[1]),
                 "num_train_pairs": num_pairs,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             source_tokenizer=tokenizers[0],
@@ -423,8 +425,6 @@ class TranslationTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         results = {}
         translations = {}
         for method in SEARCHES:

@@ -263,3 +263,46 @@ def test_report_names_the_runs_kept_results_came_from():
         "T2): b." in text
     )
     assert "(started T3)" not in text
+
+
+def test_a_loaded_machine_is_warned_about_and_recorded(
+    monkeypatch, tmp_path, capsys
+):
+    from benchmarks import machine
+
+    def quick(ctx):
+        return registry.Result(columns=["x"], rows=[[1]])
+
+    _fake("quiet_check", quick, monkeypatch)
+    monkeypatch.setattr(machine, "cpu_count", lambda: 2)
+    monkeypatch.setattr(machine, "load_average", lambda: [5.5, 4.0, 3.0])
+    monkeypatch.setattr(
+        runner,
+        "_spawn",
+        lambda name, *args: {
+            "name": name,
+            "number": "9",
+            "title": "fake",
+            "status": "ok",
+            "wall_s": 0.1,
+            "columns": ["x"],
+            "rows": [[1]],
+        },
+    )
+    _, md_path, results = runner.run(["quiet_check"], out_dir=str(tmp_path))
+    assert results["load_warnings"] == [
+        "run start: 1-minute load average 5.5 > 2 cores",
+        "quiet_check: 1-minute load average 5.5 > 2 cores",
+    ]
+    assert "warning: run start: 1-minute load average 5.5 > 2 cores" in (
+        capsys.readouterr().err
+    )
+    text = open(md_path).read()
+    assert "**Warning: not a quiet machine.**" in text
+    assert "quiet_check: 1-minute load average 5.5 > 2 cores" in text
+    # A quiet machine: no warning anywhere.
+    monkeypatch.setattr(machine, "load_average", lambda: [1.5, 1.0, 1.0])
+    _, md_path, results = runner.run(["quiet_check"], out_dir=str(tmp_path))
+    assert results["load_warnings"] == []
+    assert "not a quiet machine" not in open(md_path).read()
+    assert machine.load_warning("x", [2.0, 0, 0], 2) is None

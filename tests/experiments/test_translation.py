@@ -192,7 +192,9 @@ def test_run_writes_metrics_samples_and_plots(finished_run):
     assert set(samples[0]) == {"source", "reference", "greedy", "beam"}
     assert os.path.exists(os.path.join(out, "samples.md"))
     assert os.path.getsize(os.path.join(out, "plots", "alignments.png")) > 0
-    assert os.path.exists(os.path.join(out, "saved_model", "saved_model.pb"))
+    assert os.path.exists(
+        os.path.join(out, "saved_model", "1", "saved_model.pb")
+    )
     history = open(os.path.join(out, "history.csv")).read()
     assert "val_loss" in history and "accuracy" in history
     # Attention agreement with IBM Model 2's word alignments.
@@ -308,7 +310,7 @@ def test_saved_model_serves_strings_in_a_fresh_process(finished_run, tmp_path):
     samples = json.load(open(os.path.join(out, "samples.json")))
     inputs = BAD_INPUTS + [s["source"] for s in samples]
     results = _serve_in_fresh_process(
-        {"bahdanau": os.path.join(out, "saved_model")}, inputs, tmp_path
+        {"bahdanau": os.path.join(out, "saved_model", "1")}, inputs, tmp_path
     )
     # The SavedModel translates as the (eager) evaluation did: beam search
     # is the serving default, greedy the second signature.

@@ -96,3 +96,49 @@ def test_bad_rank(shape):
 def test_reduction_larger_than_inferred_channels():
     with pytest.raises(ValueError, match="reduction=16"):
         CBAM()(np.zeros((1, 4, 4, 8), "float32"))
+
+
+def _plain_cbam(layer, x):
+    """CBAM written with plain ops (Keras's own max/mean and Conv2D)."""
+    from keras import ops
+
+    ca = layer.channel_attention
+
+    def mlp(descriptor):
+        return ca.expand(ca.reduce(descriptor))
+
+    gate = ops.sigmoid(mlp(ops.mean(x, (1, 2))) + mlp(ops.max(x, (1, 2))))
+    refined = x * gate[:, None, None, :]
+    descriptor = ops.concatenate(
+        [
+            ops.mean(refined, -1, keepdims=True),
+            ops.max(refined, -1, keepdims=True),
+        ],
+        axis=-1,
+    )
+    return refined * ops.sigmoid(layer.spatial_attention.conv(descriptor))
+
+
+def test_gradients_match_plain_ops():
+    # The block's lean pooling gradient and depthwise form of the spatial
+    # convolution give the gradients of the plain formulation.
+    from tests.testing import compute_gradients
+    from tests.testing import layer_gradients
+
+    x = _images((2, 9, 7, 16), seed=3) * 2
+    layer = CBAM(reduction=4, kernel_size=7)
+    layer.build(x.shape)
+    ref.randomize_weights(layer, seed=5)
+    weights = np.random.default_rng(1).normal(size=x.shape).astype("float32")
+    np.testing.assert_allclose(
+        ref.to_numpy(layer(x)), ref.to_numpy(_plain_cbam(layer, x)), atol=1e-5
+    )
+    (grad,) = compute_gradients(lambda t: layer(t) * weights, [x])
+    (expected,) = compute_gradients(
+        lambda t: _plain_cbam(layer, t) * weights, [x]
+    )
+    np.testing.assert_allclose(grad, expected, atol=1e-5)
+    grads = layer_gradients(layer, lambda: layer(x) * weights)
+    expected = layer_gradients(layer, lambda: _plain_cbam(layer, x) * weights)
+    for g, e, v in zip(grads, expected, layer.trainable_variables):
+        np.testing.assert_allclose(g, e, atol=1e-5, rtol=1e-5, err_msg=v.path)

@@ -157,13 +157,19 @@ def test_attention_blocks_are_in_every_residual_branch():
     assert count(zoo.build("nonlocal_resnet20", **small), NonLocalBlock) == 1
     se = zoo.build("resnet20", attention="se", depth=8, **small)
     assert count(se, SqueezeExcite) == 3
+    # A Layer class as `attention` names the model and blocks after it.
+    own = zoo.build("resnet20", attention=SqueezeExcite, depth=8, **small)
+    assert own.name == "SqueezeExcite_resnet8"
+    assert count(own, SqueezeExcite) == 3
+    assert own.get_layer("stage1_block1_SqueezeExcite")
+    assert own(np.zeros((1, 8, 8, 1), "uint8")).shape == (1, 10)
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"depth": 21}, "6n \\+ 2"),
-        ({"attention": "sse"}, "`attention` must be one of"),
+        ({"attention": "sse"}, "Received: attention=.sse."),
         ({"shortcut": "none"}, "`shortcut` must be one of"),
         ({"input_shape": (8, 8)}, "input_shape"),
         ({"num_classes": 1}, "num_classes"),
