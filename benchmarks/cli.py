@@ -3,7 +3,7 @@
     python -m benchmarks list                  # benchmarks and their goals
     python -m benchmarks run                   # all (~45 min, shared 2 CPUs)
     python -m benchmarks run --quick           # fewer repetitions (minutes)
-    python -m benchmarks run self_attention 8  # by name or issue number
+    python -m benchmarks run self_attention 8  # by name or number
     python -m benchmarks report FILE.json      # redraw the markdown table
     python -m benchmarks report FILE.json --readme OUT.md  # README section
 

@@ -12,6 +12,10 @@ import os
 import platform
 import re
 
+import numpy as np
+
+from experiments.timing import interleave
+
 PACKAGES = (
     "tensorflow",
     "keras",
@@ -138,10 +142,9 @@ def matmul_rate(sizes=(2048, 4096), repeats=5, device=None):
         `best_gflops_per_cpu_s` (GFLOP per second of process CPU time: the
         rate of the work itself, robust to other load on a shared CPU).
     """
-    import numpy as np
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
-
-    from experiments.timing import interleave
 
     fns = {}
     with tf.device(device or ""):

@@ -11,6 +11,8 @@ import dataclasses
 import sys
 import time
 
+from benchmarks.stats import meets
+
 _REGISTRY = {}
 
 
@@ -24,8 +26,9 @@ class Benchmark:
 
     Attributes:
         name: unique name, used on the command line.
-        number: its number in the issue (a string, e.g. "1"; "0" for the
-            machine limit), used to order the table.
+        number: its number in the benchmark table (a string, e.g. "1";
+            "0" for the machine limit), which orders the table and may
+            name it on the command line.
         title: one line on what it measures.
         goal: the goal as text (empty when it only reports figures).
         fn: `fn(ctx) -> Result`.
@@ -65,13 +68,13 @@ def _order(benchmark):
 
 
 def list_benchmarks():
-    """Every registered benchmark, in issue order."""
+    """Every registered benchmark, in the order of their numbers."""
     _load()
     return sorted(_REGISTRY.values(), key=_order)
 
 
 def get_benchmark(name):
-    """The benchmark `name`, by name or issue number.
+    """The benchmark `name`, by name or number.
 
     Raises:
         KeyError: unknown name; the message lists close matches.
@@ -153,7 +156,6 @@ def goal(text, value, target, comparison, measured=None, basis="", note=""):
         basis: what `value` is (e.g. "median wall time, seq 512").
         note: an optional remark.
     """
-    from benchmarks.stats import meets
 
     return {
         "goal": text,

@@ -202,7 +202,7 @@ def _warn_if_loaded(results, where, load=None):
 
 
 def resolve_names(names):
-    """Benchmark names (or numbers) -> registered names, in issue order.
+    """Benchmark names (or numbers) -> registered names, in number order.
 
     Raises:
         HarnessError: an unknown name (with close matches).

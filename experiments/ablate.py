@@ -10,15 +10,19 @@ and writes `ablation.md` and `ablation.json` with mean ± std of the task's
 primary metric.
 """
 
-import json
 import os
 import platform
 import re
 
+import keras
 import numpy as np
 
 from experiments import config as config_lib
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import runner
+from experiments import timing
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -45,18 +49,6 @@ def _folder_name(spec):
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
 
 
-def _finished_metrics(path, config):
-    metrics_path = os.path.join(path, "metrics.json")
-    config_path = os.path.join(path, "config.json")
-    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
-        return None
-    with open(config_path) as f:
-        if json.load(f) != config_lib.to_dict(config):
-            return None
-    with open(metrics_path) as f:
-        return json.load(f)
-
-
 def _mean_std(values):
     values = np.asarray(values, "float64")
     std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -78,11 +70,6 @@ def ablate(
     verbose="auto",
 ):
     """Runs the ablation and returns its results dict (see module doc)."""
-    import keras
-
-    from experiments import runner
-    from experiments import timing
-    from experiments import training
 
     base = runner.resolve(name, overrides, epochs)
     task = get_task(base.task)
@@ -98,13 +85,15 @@ def ablate(
     os.makedirs(out, exist_ok=True)
 
     results = {}
+    run_dirs = []
     for model, config in configs.items():
         for seed in seeds:
             seeded = config_lib.apply_overrides(
                 config, [f"seed={seed}", "export=false"]
             )
             path = os.path.join(out, f"{_folder_name(model)}-seed{seed}")
-            metrics = _finished_metrics(path, seeded)
+            run_dirs.append(path)
+            metrics = rundir_lib.finished_metrics(path, seeded)
             if metrics is None:
                 print(f"\n=== {model}, seed {seed} ===", flush=True)
                 metrics = runner.run(
@@ -194,6 +183,7 @@ def ablate(
     rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
     rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
+    report.write_summary_report(out, f"Ablation of {name}", table, run_dirs)
     print("\n" + table, flush=True)
     print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
     summary["out"] = out

@@ -11,6 +11,9 @@ the training split only, exactly the texts the network trains on.
 import time
 
 import numpy as np
+from sklearn import metrics as skm
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 DEFAULT_C = 10.0
@@ -25,7 +28,6 @@ def _decode(texts):
 
 def classification_scores(labels, predicted, label_names):
     """Accuracy, macro-F1 and scikit-learn's report (text and dict)."""
-    from sklearn import metrics as skm
 
     classes = list(range(len(label_names)))
     common = {
@@ -81,8 +83,6 @@ def tfidf_logistic_regression(
         `confusion_matrix`, `C`, `validation_accuracy` (per `C`),
         `num_features`, `fit_time_s`.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     start = time.perf_counter()
     train_texts = _decode(train_texts)

@@ -9,13 +9,14 @@ beam, parameters and training time for translation).
 """
 
 import fnmatch
-import json
 import os
 import platform
 import time
 
 from experiments import config as config_lib
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import runner
 from experiments.errors import UserError
 from experiments.tasks import get_task
 
@@ -33,18 +34,6 @@ def expand_names(patterns):
     if not names:
         raise UserError("No experiment to compare.")
     return names
-
-
-def _finished_metrics(path, config):
-    metrics_path = os.path.join(path, "metrics.json")
-    config_path = os.path.join(path, "config.json")
-    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
-        return None
-    with open(config_path) as f:
-        if json.load(f) != config_lib.to_dict(config):
-            return None
-    with open(metrics_path) as f:
-        return json.load(f)
 
 
 def _format(value, fmt):
@@ -92,7 +81,6 @@ def compare(
     verbose="auto",
 ):
     """Runs (or reuses) the experiments and returns the comparison dict."""
-    from experiments import runner
 
     names = expand_names(patterns)
     configs = {name: runner.resolve(name, overrides, epochs) for name in names}
@@ -111,7 +99,7 @@ def compare(
     rows = []
     for name, config in configs.items():
         path = os.path.join(out, name)
-        metrics = _finished_metrics(path, config)
+        metrics = rundir_lib.finished_metrics(path, config)
         if metrics is None:
             print(f"\n=== {name} ===", flush=True)
             start = time.time()
@@ -153,6 +141,12 @@ def compare(
     rundir_lib.write_json(os.path.join(out, "comparison.json"), summary)
     table = markdown_table(summary)
     rundir_lib.write_text(os.path.join(out, "comparison.md"), table)
+    report.write_summary_report(
+        out,
+        f"Comparison: {', '.join(names)}",
+        table,
+        [os.path.join(out, name) for name in configs],
+    )
     print("\n" + table, flush=True)
     print(f"Written to {os.path.join(out, 'comparison.md')}", flush=True)
     summary["out"] = out

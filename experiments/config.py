@@ -455,6 +455,75 @@ def to_dict(config):
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def _fill(config, data, prefix=""):
+    """Sets the fields of the dataclass `config` from the dict `data`."""
+    fields = {field.name for field in dataclasses.fields(config)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise UserError(
+            f"Unknown config key(s) {', '.join(prefix + k for k in unknown)}."
+            f" Valid keys: {', '.join(valid_keys(config, prefix))}"
+        )
+    for name, value in data.items():
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(
+                    f"Config key {prefix}{name} must hold an object. "
+                    f"Received: {prefix}{name}={value!r}"
+                )
+            _fill(current, value, f"{prefix}{name}.")
+        else:
+            setattr(config, name, copy.deepcopy(value))
+
+
+def from_dict(data):
+    """An `ExperimentConfig` from `to_dict`'s output (a `config.json`).
+
+    The config classes of its task (with the task's own data fields) come
+    from a registered experiment of the same task; every key is checked.
+
+    Raises:
+        UserError: not a config, an unknown task or an unknown key.
+    """
+    if not isinstance(data, dict) or "task" not in data:
+        raise UserError(
+            "A config file holds one JSON object with a `task` key (the "
+            "config.json of a run). Received: "
+            f"{type(data).__name__} {str(data)[:60]!r}"
+        )
+    templates = [
+        config
+        for config in map(get_experiment, experiment_names())
+        if config.task == data["task"]
+    ]
+    if not templates:
+        tasks = sorted({get_experiment(n).task for n in experiment_names()})
+        raise UserError(
+            f"Unknown task {data['task']!r} in the config. Known tasks: "
+            f"{', '.join(tasks)}."
+        )
+    config = templates[0]
+    _fill(config, data)
+    return config
+
+
+def load_config_file(path):
+    """The `ExperimentConfig` saved at `path` (a run's `config.json`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise UserError(
+            f"Cannot read the config file {path!r}: {err.strerror}."
+        ) from None
+    except ValueError as err:
+        raise UserError(
+            f"The config file {path!r} is not valid JSON: {err}."
+        ) from None
+    return from_dict(data)
+
+
 def diff(a, b, prefix=""):
     """Dotted keys whose values differ between two config dicts."""
     keys = []

@@ -11,6 +11,11 @@ import os
 import socket
 from collections.abc import Callable
 
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import experiments.datasets
 from experiments.errors import UserError
 from experiments.errors import unknown_name_error
 from layers.naming import close_matches
@@ -39,9 +44,6 @@ def is_path(name):
 
 def own_builder_names():
     """Names of the project's TFDS builders (experiments/datasets)."""
-    import tensorflow_datasets as tfds
-
-    import experiments.datasets
 
     names = set()
     for module in vars(experiments.datasets).values():
@@ -68,8 +70,6 @@ def _obtain_hint(name, data_dir):
 
 
 def _from_directory(path):
-    import tensorflow_datasets as tfds
-
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
         raise UserError(
@@ -123,11 +123,6 @@ def load_builder(name, data_dir=None, download=True, builder_kwargs=None):
         raise UserError("No dataset given: set data.name.")
     if is_path(name):
         return _from_directory(name)
-
-    import tensorflow_datasets as tfds
-
-    import experiments.datasets  # noqa: F401  (registers the builders)
-
     if data_dir:
         data_dir = os.path.expanduser(data_dir)
     try:
@@ -221,8 +216,6 @@ class HeldOutSplit(str):
 
     def mask(self, num_examples):
         """Boolean `[num_examples]`: which examples are held out."""
-        import numpy as np
-
         count = round(self.fraction * num_examples)
         if num_examples > 1:
             count = min(max(count, 1), num_examples - 1)
@@ -290,6 +283,15 @@ def resolve_splits(builder, cfg):
     return cfg
 
 
+def split_names(cfg):
+    """The splits a resolved `cfg` reads, for `metrics.json`."""
+    return {
+        "train_split": str(cfg.train_split),
+        "validation_split": str(cfg.validation_split),
+        "test_split": str(cfg.test_split),
+    }
+
+
 def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
     """`(dataset, num_examples)` of a (possibly sliced) split.
 
@@ -329,8 +331,6 @@ def open_split(builder, split, max_examples=0, **as_dataset_kwargs):
 
 
 def _open_held_out(builder, split, max_examples, as_dataset_kwargs):
-    import tensorflow as tf
-
     ds, num_examples = open_split(builder, split.split, **as_dataset_kwargs)
     mask = split.mask(num_examples)
     if not split.held_out:
@@ -366,7 +366,6 @@ def with_known_cardinality(dataset):
     """`dataset` with its size counted once and asserted, so that Keras does
     not warn about a dataset of unknown size (evaluation pipelines whose
     filters hide their length)."""
-    import tensorflow as tf
 
     batches = int(dataset.reduce(0, lambda n, _: n + 1))
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
@@ -463,7 +462,6 @@ class TrainStream:
         A Python int (`Dataset.shuffle` takes no tensor seed), mixed by
         NumPy's `SeedSequence` so neighbouring seeds give unrelated orders.
         """
-        import numpy as np
 
         entropy = [abs(int(self.seed)), int(epoch)]
         state = np.random.SeedSequence(entropy).generate_state(1, np.uint32)
@@ -477,7 +475,6 @@ class TrainStream:
             context: a `tf.distribute.InputContext`; `None` is one
                 pipeline feeding one replica (global batches).
         """
-        import tensorflow as tf
 
         replicas = context.num_replicas_in_sync if context else 1
         pipelines = context.num_input_pipelines if context else 1
@@ -522,7 +519,6 @@ class TrainStream:
         are concatenated (each epoch's iterator starts when the previous
         one ends, so an upstream `cache` is complete before it is reread).
         """
-        import tensorflow as tf
 
         if epochs <= initial_epoch:
             raise ValueError(
@@ -552,7 +548,6 @@ def sort_windows(global_batch_size, window_batches, length):
         length: `example -> scalar int tensor` of an unbatched example whose
             components are 1-D tensors (batched raggedly).
     """
-    import tensorflow as tf
 
     window = global_batch_size * window_batches
 

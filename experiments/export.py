@@ -13,6 +13,9 @@ import os
 import shutil
 import uuid
 
+import keras
+import tensorflow as tf
+
 
 def pass_if(ok, value, message):
     """`value` if the scalar bool `ok`, else an `InvalidArgumentError`.
@@ -26,7 +29,6 @@ def pass_if(ok, value, message):
         value: the tensor to pass through.
         message: list of strings and tensors printed by the error.
     """
-    import tensorflow as tf
 
     def fail():
         check = tf.debugging.Assert(False, message)
@@ -59,7 +61,6 @@ def serving_input(value, shape, description, nonempty_axes=()):
     Returns:
         `value` with the static shape `shape`.
     """
-    import tensorflow as tf
 
     received = tf.shape(value)
     message = f"Bad request: expected {description}. Received shape:"
@@ -125,7 +126,6 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     Returns:
         `path`.
     """
-    import keras
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -8,8 +8,12 @@ import textwrap
 import matplotlib
 
 matplotlib.use("Agg")
+import html
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _save(fig, path):
@@ -19,10 +23,58 @@ def _save(fig, path):
     return path
 
 
-def training_curves(history, path, title=""):
+def _series(history, name):
+    return np.array([row.get(name, np.nan) for row in history], "float64")
+
+
+def _informative(history, name):
+    """Whether a metric's curves say anything: some value is finite and,
+    over several epochs, not every value is the same (top-5 accuracy on
+    10 classes sits at 1.0)."""
+    values = np.concatenate(
+        [_series(history, name), _series(history, f"val_{name}")]
+    )
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return False
+    return len(history) < 2 or np.ptp(values) > 1e-9
+
+
+def sample_schedule(learning_rate, steps_per_epoch, epochs, points=300):
+    """`(epochs, rates)` of a learning rate at up to `points` steps.
+
+    Args:
+        learning_rate: a number or a Keras `LearningRateSchedule`.
+        steps_per_epoch: optimizer steps per epoch.
+        epochs: epochs trained.
+
+    Returns:
+        Step `k` (the rate used by update `k + 1`) at `k / steps_per_epoch`
+        epochs, so the rate a run reads at the end of epoch `e` sits at `e`.
+    """
+    total = max(1, int(epochs * steps_per_epoch))
+    steps = np.unique(np.linspace(0, total, min(points, total + 1)).round())
+    if callable(learning_rate):
+        rates = [float(learning_rate(int(step))) for step in steps]
+    else:
+        rates = [float(learning_rate)] * len(steps)
+    return steps / steps_per_epoch, np.array(rates)
+
+
+def training_curves(history, path, title="", schedule=None):
     """Plots every metric of `history` (list of row dicts) per epoch.
 
-    One panel per metric; `val_<metric>` is drawn beside `<metric>`.
+    One panel per metric, `val_<metric>` beside `<metric>`; metrics without
+    a finite value, or constant over every epoch, get no panel. Points are
+    marked, so a 1-epoch run shows its values.
+
+    Args:
+        history: rows of `history.csv` (1-based `epoch`).
+        path: output PNG.
+        title: figure title.
+        schedule: optional `(epochs, learning_rates)` of the learning rate
+            at every training step (the schedule as configured); without
+            it, the rate at the end of each epoch is drawn.
 
     Returns:
         `path`, or `None` when the history is empty.
@@ -31,25 +83,48 @@ def training_curves(history, path, title=""):
         return None
     skip = {"epoch", "learning_rate", "epoch_time_s"}
     names = [
-        k for k in history[-1] if k not in skip and not k.startswith("val_")
+        k
+        for k in history[-1]
+        if k not in skip
+        and not k.startswith("val_")
+        and _informative(history, k)
     ]
     names.append("learning_rate")
     epochs = [row["epoch"] for row in history]
+    marker = "o" if len(epochs) <= 30 else None
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows))
     axes = np.atleast_1d(axes).ravel()
     for ax, name in zip(axes, names):
-        ax.plot(epochs, [r.get(name, np.nan) for r in history], label="train")
-        if any(f"val_{name}" in r for r in history):
+        if name == "learning_rate" and schedule is not None:
+            ax.plot(*schedule, label="scheduled (every step)")
             ax.plot(
                 epochs,
-                [r.get(f"val_{name}", np.nan) for r in history],
-                label="validation",
+                _series(history, name),
+                "o",
+                label="at epoch end",
+                markersize=4,
             )
             ax.legend()
-        ax.set_title(name)
+        else:
+            ax.plot(
+                epochs, _series(history, name), marker=marker, label="train"
+            )
+            if any(f"val_{name}" in r for r in history):
+                ax.plot(
+                    epochs,
+                    _series(history, f"val_{name}"),
+                    marker=marker,
+                    label="validation",
+                )
+                ax.legend()
+        ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
+        if len(epochs) <= 10:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[len(names) :]:
         ax.axis("off")
@@ -103,10 +178,14 @@ def _show_image(ax, image):
 def attention_overlays(images, maps, path, captions=None, title=""):
     """Draws each image beside its attention maps overlaid on it.
 
+    Each map is min-max normalised per image (its strongest cell 1, its
+    weakest 0; the figure says so and carries a colour bar) and stretched
+    over the image as blocks, so a coarse 2x2 map shows its four cells
+    rather than a smooth blur.
+
     Args:
         images: `[N, H, W, C]` uint8 images.
-        maps: `{name: [N, h, w]}` attention maps (any resolution; each is
-            stretched over its image and normalised to [0, 1] per image).
+        maps: `{name: [N, h, w]}` attention maps (any resolution).
         path: output PNG.
         captions: optional N strings (e.g. "true 3, predicted 3").
         title: figure title.
@@ -115,8 +194,9 @@ def attention_overlays(images, maps, path, captions=None, title=""):
     names = list(maps)
     n, cols = len(images), 1 + len(names)
     fig, axes = plt.subplots(
-        n, cols, figsize=(2.1 * cols, 2.1 * n), squeeze=False
+        n, cols, figsize=(2.1 * cols + 0.8, 2.1 * n + 0.4), squeeze=False
     )
+    overlay = None
     for i in range(n):
         _show_image(axes[i, 0], images[i])
         if captions:
@@ -127,21 +207,30 @@ def attention_overlays(images, maps, path, captions=None, title=""):
             heat = heat / heat.max() if heat.max() > 0 else heat
             height, width = images[i].shape[:2]
             _show_image(axes[i, j], images[i])
-            # Stretch the (coarser) map over the whole image, smoothly.
-            axes[i, j].imshow(
+            # Stretch the (coarser) map over the whole image as blocks.
+            overlay = axes[i, j].imshow(
                 heat,
                 cmap="jet",
                 alpha=0.5,
                 vmin=0,
                 vmax=1,
-                interpolation="bilinear",
+                interpolation="nearest",
                 extent=(-0.5, width - 0.5, height - 0.5, -0.5),
             )
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    fig.suptitle(
+        (f"{title}\n" if title else "")
+        + "attention scaled per image: 0 = its weakest cell, 1 = its strongest",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    if overlay is not None:
+        colorbar = fig.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.6)
+        colorbar.set_label("relative attention (per image)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _word_colour(weight, cmap):
@@ -235,7 +324,6 @@ def word_attention_html(examples, captions=None, title=""):
     Returns:
         The HTML document as a string.
     """
-    import html
 
     parts = [
         "<!DOCTYPE html>",
@@ -289,9 +377,17 @@ def alignment_heatmaps(alignments, path, title=""):
     )
     for ax in axes.flat[n:]:
         ax.axis("off")
+    shown = None
     for ax, (weights, source, target, caption) in zip(axes.flat, alignments):
         weights = np.asarray(weights, "float32")[: len(target), : len(source)]
-        ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
+        shown = ax.imshow(
+            weights,
+            cmap="gray_r",
+            vmin=0.0,
+            vmax=1.0,
+            aspect="auto",
+            interpolation="nearest",
+        )
         ax.set_xticks(range(len(source)))
         ax.set_xticklabels(source, rotation=90, fontsize=8)
         ax.set_yticks(range(len(target)))
@@ -301,16 +397,23 @@ def alignment_heatmaps(alignments, path, title=""):
             ax.set_xlabel(caption, fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    fig.tight_layout()
+    if shown is not None:
+        colorbar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.6)
+        colorbar.set_label("attention weight (each row sums to 1)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def caption_attention(image, words, maps, path, boxes=None, title=""):
     """One panel per generated word: the attention map over the image.
 
     The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
-    the attention of the step that produced it, upsampled (bilinear) over
-    the image. The maps keep their common scale (the soft maps sum to 1),
-    so a diffuse step looks faint.
+    the attention of the step that produced it, stretched over the image
+    as blocks (one per grid cell). The maps share one scale, 0 to the
+    largest weight of any step (stated on the colour bar; the soft maps
+    sum to 1), so a diffuse step looks faint.
 
     Args:
         image: `[H, W, C]` uint8 image.
@@ -321,26 +424,28 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
             of the caption's words, outlined on the panel of word `j`.
         title: figure title.
     """
-    from matplotlib.patches import Rectangle
 
     image = np.asarray(image)
     maps = np.asarray(maps, "float32")
     height, width = image.shape[:2]
     cols = 1 + len(words)
-    fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols, 2.3), squeeze=False)
+    fig, axes = plt.subplots(
+        1, cols, figsize=(1.9 * cols + 0.9, 2.5), squeeze=False
+    )
     _show_image(axes[0, 0], image)
     axes[0, 0].set_title("image", fontsize=8)
     top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+    overlay = None
     for j, word in enumerate(words):
         ax = axes[0, j + 1]
         _show_image(ax, image)
-        ax.imshow(
+        overlay = ax.imshow(
             maps[j],
             cmap="jet",
             alpha=0.5,
             vmin=0,
             vmax=top,
-            interpolation="bilinear",
+            interpolation="nearest",
             extent=(-0.5, width - 0.5, height - 0.5, -0.5),
         )
         if boxes is not None and j < len(boxes):
@@ -358,4 +463,10 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
         ax.set_title(word, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=8)
-    return _save(fig, path)
+    fig.tight_layout()
+    if overlay is not None:
+        colorbar = fig.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8)
+        colorbar.set_label(f"attention weight (0 to {top:.2f})", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

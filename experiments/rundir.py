@@ -10,7 +10,8 @@ Layout of a run folder (every task):
                        `experiments.training.RunCheckpoint`)
     workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
-    saved_model/       the exported SavedModel (atomic)
+    saved_model/1/     the exported SavedModel (atomic), in the numbered
+                       version folder TF Serving's model_base_path expects
     plots/             PNG figures
     *.txt / *.md       task reports (e.g. classification_report.txt)
 """
@@ -20,10 +21,15 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 
 from experiments import config as config_lib
 from experiments.errors import UserError
+
+# Where a run exports its SavedModel: version 1 under `saved_model/`, so the
+# `saved_model/` folder is a TF Serving `model_base_path` as it is.
+SAVED_MODEL = os.path.join("saved_model", "1")
 
 
 def write_json(path, data):
@@ -77,6 +83,25 @@ def create_unique(root, stem):
         except OSError as err:
             raise _unwritable(path, err) from None
     raise UserError(f"Could not create a unique run folder under {root!r}")
+
+
+def finished_metrics(path, config):
+    """The metrics of the finished run of `config` in folder `path`.
+
+    Returns:
+        The `metrics.json` dict when the folder holds a finished run
+        (`metrics.json` is written last) whose `config.json` equals
+        `config`; `None` otherwise.
+    """
+    metrics_path = os.path.join(path, "metrics.json")
+    config_path = os.path.join(path, "config.json")
+    if not (os.path.exists(metrics_path) and os.path.exists(config_path)):
+        return None
+    with open(config_path) as f:
+        if json.load(f) != config_lib.to_dict(config):
+            return None
+    with open(metrics_path) as f:
+        return json.load(f)
 
 
 class RunDir:
@@ -135,9 +160,12 @@ class RunDir:
         so a kill leaves only such names. With the folder lock held no
         other process writes here: whatever carries them is stale.
         """
-        import shutil
 
-        for folder in (self.path, os.path.join(self.path, "checkpoints")):
+        folders = [self.path] + [
+            os.path.join(self.path, sub)
+            for sub in ("checkpoints", "saved_model")
+        ]
+        for folder in folders:
             if not os.path.isdir(folder):
                 continue
             for name in os.listdir(folder):
@@ -188,10 +216,6 @@ class RunDir:
         path = os.path.join(self.path, *parts)
         os.makedirs(path, exist_ok=True)
         return path
-
-    @property
-    def is_complete(self):
-        return os.path.exists(self.file("metrics.json"))
 
 
 class WorkerDir(RunDir):

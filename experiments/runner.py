@@ -21,10 +21,18 @@ import platform
 import sys
 import time
 
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
 from experiments import config as config_lib
+from experiments import plots
+from experiments import report
 from experiments import rundir as rundir_lib
+from experiments import training
 from experiments.errors import UserError
 from experiments.tasks import get_task
+from experiments.tensorboard import ScalarLogger
 
 
 def _say(message):
@@ -32,10 +40,6 @@ def _say(message):
 
 
 def _versions():
-    import keras
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -46,14 +50,11 @@ def _versions():
 
 
 def _devices():
-    import tensorflow as tf
-
     return [d.device_type for d in tf.config.list_physical_devices()]
 
 
 def check_train_config(train):
     """Cheap checks of `TrainConfig` values before any data is read."""
-    from experiments import training
 
     if train.optimizer not in training.OPTIMIZERS:
         raise UserError(
@@ -109,11 +110,6 @@ def run(
         UserError: any problem the user can fix (exit status 2 on the
             command line).
     """
-    import keras
-
-    from experiments import plots
-    from experiments import training
-    from experiments.tensorboard import ScalarLogger
 
     run_start = time.perf_counter()
     task = get_task(config.task)
@@ -141,6 +137,22 @@ def run(
     stream = data.train_stream
     if stream is not None:
         stream.check(dist.num_replicas_in_sync)
+    # The model before the run folder too: a bad model argument leaves no
+    # folder behind, so the corrected command can reuse the same --out.
+    with dist.scope():
+        model = task.build_model(config, data)
+        optimizer = training.build_optimizer(config.train, data.steps_per_epoch)
+        compile_kwargs = {}
+        if config.train.jit_compile is not None:
+            compile_kwargs["jit_compile"] = config.train.jit_compile
+        model.compile(
+            optimizer=optimizer,
+            loss=task.loss(config),
+            metrics=task.metrics(config, data),
+            steps_per_execution=config.train.steps_per_execution,
+            run_eagerly=config.train.run_eagerly,
+            **compile_kwargs,
+        )
     if role.chief:
         run_dir = rundir_lib.RunDir(
             out or rundir_lib.create_unique(runs_root, name), config
@@ -170,22 +182,6 @@ def run(
             _say(
                 f"Resuming from the checkpoint of epoch {resumed_from}/"
                 f"{config.train.epochs}."
-            )
-        with dist.scope():
-            model = task.build_model(config, data)
-            optimizer = training.build_optimizer(
-                config.train, data.steps_per_epoch
-            )
-            compile_kwargs = {}
-            if config.train.jit_compile is not None:
-                compile_kwargs["jit_compile"] = config.train.jit_compile
-            model.compile(
-                optimizer=optimizer,
-                loss=task.loss(config),
-                metrics=task.metrics(config, data),
-                steps_per_execution=config.train.steps_per_execution,
-                run_eagerly=config.train.run_eagerly,
-                **compile_kwargs,
             )
         _say(
             f"{config.model.name}: {model.count_params():,} parameters; "
@@ -253,12 +249,19 @@ def run(
                 history,
                 os.path.join(run_dir.folder("plots"), "training_curves.png"),
                 title=f"{name}: {config.model.name}",
+                schedule=plots.sample_schedule(
+                    training.learning_rate(config.train, data.steps_per_epoch),
+                    data.steps_per_epoch,
+                    config.train.epochs,
+                ),
             )
         _save_keras(model, run_dir.file("model.keras"))
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(model, data, config, run_dir.file("saved_model"))
+            task.export(
+                model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+            )
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -289,8 +292,15 @@ def run(
         metrics["wall_time_s_this_process"] = round(
             time.perf_counter() - run_start, 2
         )
+        metrics["field_descriptions"] = {
+            key: text
+            for key, text in FIELD_DESCRIPTIONS.items()
+            if key in metrics or key.endswith("*")
+        }
         rundir_lib.write_json(run_dir.file("metrics.json"), metrics)
-        _say(task.summary_line(metrics))
+        summary = task.summary_line(metrics)
+        report.write_run_report(run_dir.path, summary)
+        _say(summary)
         _say(f"Outputs in {run_dir.path}")
         metrics["run_dir"] = run_dir.path
         return metrics
@@ -312,7 +322,6 @@ def _verbosity(verbose):
 
 def _save_keras(model, path):
     """Saves the `.keras` model atomically (temporary name, then rename)."""
-    from experiments import training
 
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
     try:
@@ -350,10 +359,39 @@ def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
     rundir_lib.write_json(path, record)
 
 
-def resolve(name, overrides=(), epochs=None, seed=None, deterministic=False):
-    """The named experiment's config with overrides, `--epochs`, `--seed`
-    and `--deterministic`."""
-    config = config_lib.get_experiment(name)
+# What the fields of metrics.json mean (written into it, and shown by the
+# report beside each value). Tasks add their own scores beside these.
+FIELD_DESCRIPTIONS = {
+    "test_*": "scores on the test split (data.test_split), never used for "
+    "any choice, after the last epoch",
+    "num_parameters": "trainable and non-trainable weights of the model",
+    "epochs_run_by_this_process": "epochs trained by this process (fewer "
+    "than `epochs` when it resumed a run)",
+    "resumed_from_epoch": "epochs already finished when this process "
+    "started (0: a fresh run)",
+    "global_batch_size": "examples per training step, over all replicas",
+    "train_time_s_this_process": "seconds this process spent in training",
+    "train_time_s_all_epochs": "seconds of all epochs' training, summed "
+    "over every process of the run (history.csv `epoch_time_s`)",
+    "eval_time_s": "seconds of the final evaluation on the test split",
+    "export_time_s": "seconds writing the SavedModel to saved_model/1/",
+    "train_step_time_ms_median": "median wall time of one training step "
+    "(the first 5 steps, which compile, left out)",
+    "train_steps_timed": "training steps behind that median",
+    "data": "the data as read: dataset, splits (validation held out of "
+    "train where the dataset has no validation split), example counts",
+    "devices": "the devices training ran on",
+    "wall_time_s_this_process": "seconds from start to finish of this "
+    "process, data loading and export included",
+}
+
+
+def resolve(
+    name, overrides=(), epochs=None, seed=None, deterministic=False, base=None
+):
+    """The named experiment's config (or `base`, e.g. a saved config) with
+    overrides, `--epochs`, `--seed` and `--deterministic`."""
+    config = base if base is not None else config_lib.get_experiment(name)
     config = config_lib.apply_overrides(config, overrides)
     if epochs is not None:
         config.train.epochs = int(epochs)

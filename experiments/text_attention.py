@@ -1,33 +1,49 @@
 """Word-attention pictures of an exported text classifier.
 
-    python -m experiments.text_attention RUN_DIR/saved_model \\
+    python -m experiments.text_attention RUN_DIR \\
         "A gorgeous, witty film." "Dull and far too long." --out pictures/
 
 loads the SavedModel (with `tf.saved_model.load`, as a server would),
 serves the texts through its `serving_default` signature and writes
 `word_attention.html` and `word_attention.png` (each word coloured by the
 weight the model gave it; `han`: word x sentence weight) into `--out`.
-`RUN_DIR` itself (the run folder) is accepted too.
+`RUN_DIR` is the run folder, its `saved_model/` (the newest numbered
+version is served) or a SavedModel folder itself.
 """
 
 import argparse
 import os
 import sys
 
+import tensorflow as tf
+
 from experiments.errors import UserError
+from experiments.tasks.text_classification import write_attention_files
+from zoo.text.word_attention import from_outputs
+
+
+def _saved_model_folder(path):
+    """The SavedModel folder of a run folder, of its `saved_model/` (the
+    newest numbered version) or a SavedModel folder itself."""
+    from experiments.predict import saved_model_path
+
+    path = os.path.normpath(path)
+    if os.path.isdir(os.path.join(path, "saved_model")):
+        path = saved_model_path(path)
+    elif os.path.basename(path) == "saved_model":
+        path = saved_model_path(os.path.dirname(path))
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise UserError(
+            f"{path!r} holds no SavedModel (saved_model.pb). Pass a run "
+            "folder, its saved_model/ folder or a SavedModel folder."
+        )
+    return path
 
 
 def serve(path, texts):
     """The serving outputs (NumPy) of the SavedModel at `path` for `texts`."""
-    import tensorflow as tf
 
-    if os.path.isdir(os.path.join(path, "saved_model")):
-        path = os.path.join(path, "saved_model")
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        raise UserError(
-            f"{path!r} holds no SavedModel (saved_model.pb). Pass a run "
-            "folder or its saved_model/ folder."
-        )
+    path = _saved_model_folder(path)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     if "attention_weights" not in signature.structured_outputs:
         raise UserError(
@@ -45,8 +61,6 @@ def draw(path, texts, out, title=None):
     Returns:
         The JSON-ready records of `write_attention_files`.
     """
-    from experiments.tasks.text_classification import write_attention_files
-    from zoo.text.word_attention import from_outputs
 
     outputs = serve(path, texts)
     attended = from_outputs(texts, outputs)
@@ -65,7 +79,9 @@ def main(argv=None):
         prog="python -m experiments.text_attention",
         description="Draw the word attention of an exported text model.",
     )
-    parser.add_argument("model", help="run folder or its saved_model/")
+    parser.add_argument(
+        "model", help="run folder, its saved_model/ or a SavedModel folder"
+    )
     parser.add_argument("texts", nargs="+", help="texts to classify")
     parser.add_argument("--out", default=".", help="output folder")
     args = parser.parse_args(argv)

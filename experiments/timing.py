@@ -69,11 +69,6 @@ def train_step_fn(model, batch):
     return lambda: _sync(model.train_on_batch(x, y))
 
 
-def time_train_steps(model, batch, steps):
-    """`(wall_ms, cpu_ms)` lists of `steps` `train_on_batch` calls."""
-    return time_calls(train_step_fn(model, batch), steps)
-
-
 def compare_step_times(models, batch, warmup=10, steps=2, rounds=50):
     """Training-step times (ms) of each compiled model on one batch.
 

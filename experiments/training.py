@@ -8,10 +8,13 @@ import os
 import shutil
 import time
 
+import h5py
 import keras
 import numpy as np
+import tensorflow as tf
 
 from experiments.errors import UserError
+from experiments.rundir import write_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -20,7 +23,6 @@ SCHEDULES = ("cosine", "step", "constant")
 
 def set_seed(seed, deterministic=False):
     """Seeds Python, NumPy and TensorFlow; optionally op determinism."""
-    import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
     if deterministic:
@@ -40,7 +42,6 @@ def make_strategy(name):
     Create it before any other TensorFlow work of the process: the
     multi-worker strategy configures the process's collective ops.
     """
-    import tensorflow as tf
 
     if name not in STRATEGIES:
         raise UserError(
@@ -52,6 +53,8 @@ def make_strategy(name):
         if name == "mirrored":
             return tf.distribute.MirroredStrategy()
         if name == "multi_worker":
+            # Patches Keras internals: imported only when a multi-worker
+            # strategy needs it.
             from experiments import keras_compat
 
             keras_compat.install()
@@ -105,7 +108,6 @@ def worker_role(strategy):
     `MultiWorkerMirroredStrategy` runs one process per worker; under the
     other strategies this process is the only one.
     """
-    import tensorflow as tf
 
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
@@ -122,11 +124,6 @@ def worker_role(strategy):
     return WorkerRole(task_type, task_id, max(1, workers), chief)
 
 
-def is_chief(strategy):
-    """Whether this worker writes the run folder's shared outputs."""
-    return worker_role(strategy).chief
-
-
 def check_same_epoch(strategy, epoch):
     """Raises UserError unless every worker resumes from `epoch`.
 
@@ -134,7 +131,6 @@ def check_same_epoch(strategy, epoch):
     that resumed from different checkpoints would train on different
     batches and deadlock or diverge.
     """
-    import tensorflow as tf
 
     def local():
         return tf.constant([epoch], tf.int64)
@@ -162,8 +158,6 @@ def shard_by_data(dataset):
     """
     if dataset is None:
         return None
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
@@ -542,8 +536,6 @@ def _weights_file_problem(path):
     if not os.path.exists(path):
         return "missing"
     try:
-        import h5py
-
         with h5py.File(path, "r") as f:
             f.keys()
     except Exception as err:  # noqa: BLE001
@@ -561,8 +553,6 @@ def fsync_file(path):
 
 
 def _write_json_atomic(path, data):
-    from experiments.rundir import write_json
-
     write_json(path, data)
     try:  # make the rename itself durable
         fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)

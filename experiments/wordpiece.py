@@ -1,7 +1,8 @@
 """WordPiece subword tokenisation in core TensorFlow ops (Wu et al. 2016).
 
-The vocabulary is learnt from the training split with tensorflow-text's
-`bert_vocab_from_dataset` (the learner of the TF Transformer tutorial); the
+The vocabulary is learnt from the training split with HuggingFace
+`tokenizers`' WordPiece trainer (Rust; seconds for 100k sentences, a
+training-time dependency only); the
 tokeniser itself -- normalisation, pre-tokenisation and greedy
 longest-match-first WordPiece, plus detokenisation -- uses only core
 TensorFlow string ops, so a SavedModel that contains it loads and runs in a
@@ -27,6 +28,10 @@ Reference: Wu et al. 2016, "Google's Neural Machine Translation System"
 import tensorflow as tf
 
 from zoo.tokens import RESERVED_TOKENS
+
+# Names the vocabulary learner (part of the vocabulary cache key, so a
+# vocabulary learnt by another learner is not reused).
+LEARNER = "wordpiece-hf-tokenizers-v1"
 
 SUFFIX = "##"
 
@@ -71,10 +76,17 @@ def pretokenize(text, lowercase=True):
 def learn_vocabulary(
     texts, vocab_size=8000, lowercase=True, reserved=RESERVED_TOKENS
 ):
-    """Learns a WordPiece vocabulary with tensorflow-text.
+    """Learns a WordPiece vocabulary with HuggingFace `tokenizers`.
+
+    The text is normalised and split into words by this module
+    (`pretokenize`), so the trainer only merges characters into pieces;
+    its vocabulary (`##` continuation pieces, every character seen)
+    serves `WordPieceTokenizer`, which applies it with the same greedy
+    longest-match-first rule as the trainer's own WordPiece model.
 
     Args:
-        texts: a `tf.data.Dataset` of scalar strings (training split).
+        texts: a `tf.data.Dataset` of scalar strings (training split), or
+            an iterable of Python strings.
         vocab_size: target vocabulary size (an upper bound).
         lowercase: lower-case the text first.
         reserved: tokens placed first (ids 0, 1, 2, ...).
@@ -82,20 +94,35 @@ def learn_vocabulary(
     Returns:
         The vocabulary, a list of strings (`reserved` first).
     """
-    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+    # Only learning a vocabulary needs `tokenizers`; the tokeniser and an
+    # exported model run on core TensorFlow alone.
+    from tokenizers import Tokenizer
+    from tokenizers import models
+    from tokenizers import pre_tokenizers
+    from tokenizers import trainers
 
+    if not isinstance(texts, tf.data.Dataset):
+        texts = tf.data.Dataset.from_tensor_slices(list(texts))
     words = texts.batch(1024).map(
         lambda t: pretokenize(t, lowercase),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
-        words.unbatch(),
+
+    def lines():
+        for batch in words.as_numpy_iterator():
+            yield [line.decode("utf-8") for line in batch]
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
-        reserved_tokens=list(reserved),
-        bert_tokenizer_params={"lower_case": False},
-        learn_params={},
+        special_tokens=list(reserved),
+        continuing_subword_prefix=SUFFIX,
+        show_progress=False,
     )
-    return list(vocab)
+    tokenizer.train_from_iterator(lines(), trainer)
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return [token for token, _ in by_id]
 
 
 class WordPieceTokenizer(tf.Module):
@@ -158,9 +185,6 @@ class WordPieceTokenizer(tf.Module):
     @property
     def vocab_size(self):
         return len(self.vocab)
-
-    def token_to_id(self, token):
-        return self.vocab.index(token)
 
     # === Tokenisation ===
 

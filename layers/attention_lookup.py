@@ -62,7 +62,7 @@ def _known_names():
     return sorted(set(ATTENTION_LAYERS) | set(ALIASES))
 
 
-def get_attention(name):
+def get_attention(name, argument="name"):
     """Returns the vision attention layer class registered under `name`.
 
     Names are case-insensitive and `-` equals `_`. Canonical names:
@@ -80,13 +80,15 @@ def get_attention(name):
 
     Args:
         name: a string, `None`, or a `keras.layers.Layer` subclass.
+        argument: how error messages call `name` (a model passes its own
+            argument's name, e.g. `"attention"`).
 
     Returns:
         The layer class, or `None`.
 
     Raises:
         ValueError: for an unknown name (the message lists close matches
-            and every known name) or an argument of another type.
+            and the canonical names) or an argument of another type.
 
     Example:
 
@@ -101,8 +103,8 @@ def get_attention(name):
         return name
     if not isinstance(name, str):
         raise ValueError(
-            "`name` must be a string, None or a keras.layers.Layer "
-            f"subclass. Received: name={name!r}"
+            f"`{argument}` must be a string, None or a keras.layers.Layer "
+            f"subclass. Received: {argument}={name!r}"
         )
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key in NONE_NAMES:
@@ -112,7 +114,7 @@ def get_attention(name):
         return ATTENTION_LAYERS[key]
     hint = did_you_mean(key, _known_names())
     raise UnknownNameError(
-        f"Unknown attention `name`.{hint} Known names: "
-        f"{', '.join(_known_names())} (or None / 'none'). "
-        f"Received: name={name!r}"
+        f"Unknown attention block {name!r}.{hint} Choose one of: "
+        f"{', '.join(sorted(ATTENTION_LAYERS))} (or an alias such as "
+        f"'squeeze_excite'), or None / 'none'. Received: {argument}={name!r}"
     )

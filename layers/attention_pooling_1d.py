@@ -10,6 +10,7 @@ Embedding".
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.masking import check_mask_shape
 from layers.masking import masked_softmax
 from layers.validation import check_choice
@@ -126,7 +127,7 @@ class AttentionPooling1D(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(features, units),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
@@ -135,7 +136,7 @@ class AttentionPooling1D(keras.layers.Layer):
             self.bias = self.add_weight(
                 name="bias",
                 shape=(units,),
-                initializer=self.bias_initializer,
+                initializer=clone_initializer(self.bias_initializer),
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
@@ -143,7 +144,7 @@ class AttentionPooling1D(keras.layers.Layer):
         self.context = self.add_weight(
             name="context",
             shape=(units, self.num_heads),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )

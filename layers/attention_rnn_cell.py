@@ -5,7 +5,7 @@ RNN cell (`GRUCell`, `LSTMCell`, ...) plus one of this project's attention
 layers (`BahdanauAttention`, `LuongAttention`, `Attention`). Bahdanau, Cho &
 Bengio 2014 (attention from the previous state, context fed into the cell)
 and Luong, Pham & Manning 2015 (attention after the step, attentional state
-`tanh(W_c [c; h])`, input feeding).
+`W_c [c; h]`, input feeding).
 """
 
 import contextlib
@@ -49,9 +49,30 @@ class AttentionRNNCell(keras.layers.Layer):
       deep output layer on top).
     - `attention_style="luong"` (Luong, Pham & Manning 2015): the cell steps
       first, `h_t = cell(x_t, ...)`, then `h_t` queries the memory and the
-      attentional state `h~_t = tanh(W_c [c_t; h_t])` is the output. With
+      attentional state `h~_t = W_c [c_t; h_t]` is the output. With
       `input_feeding=True` (§3.3) `h~_{t-1}` is concatenated to `x_t` and
       carried as an extra state.
+
+    The attention layer `W_c` is linear by default, as in tensorflow-addons'
+    `AttentionWrapper` and tensorflow/nmt. The paper's `tanh(W_c [c_t; h_t])`
+    is `attention_activation="tanh"`; with a freshly initialised decoder
+    that tanh saturates within a few optimiser steps on real data (most
+    units at |h~| > 0.99), after which attention collapses onto one source
+    position and the decoder stops learning from the source. The linear
+    layer trains.
+
+    tensorflow-addons' `AttentionWrapper(cell, mechanism, ...)` is the
+    Luong style with input feeding, whatever the mechanism: the new cell
+    output queries the memory (a `BahdanauAttention` mechanism included)
+    and the attention vector starts at zero. Its options map as follows:
+    `attention_layer_size=N` is `attention_units=N`;
+    `attention_layer_size=None` is `use_attention_layer=False` (the
+    attention vector is the context itself); `output_attention=False` is
+    `output_attention=False` (the cell emits `h_t`, the attention vector
+    still feeds the next step); `alignment_history=True` is
+    `AttentionRNN(..., return_alignments=True)`. Its attention layer reads
+    `[h_t; c_t]` where this one reads `[c_t; h_t]`: swap the two row
+    blocks of the kernel when moving weights.
 
     Keras 3's `keras.layers.RNN` has no `constants` argument (Keras 2 had),
     so the memory reaches the cell in one of three ways:
@@ -88,7 +109,18 @@ class AttentionRNNCell(keras.layers.Layer):
         attention_units: size of Luong's attentional state `h~` (the
             bias-free `W_c` projection); defaults to the cell's units.
             Luong style only.
+        attention_activation: activation of the attention layer `W_c`:
+            `None` (default, linear, as tensorflow-addons) or e.g. `"tanh"`
+            (the paper's exact form, which saturates early in training).
+            Luong style only.
+        use_attention_layer: Luong style only: `False` drops `W_c`, and the
+            attentional state is the context `c_t` itself (of the memory's
+            depth; tensorflow-addons' `attention_layer_size=None`).
         input_feeding: Luong style only: feed `h~_{t-1}` into the cell input.
+        output_attention: whether the cell's output is the attention
+            result (default: `h~_t` for Luong, `[s_t; c_t]` for Bahdanau)
+            or, with `False`, the wrapped cell's own output (`h_t`, `s_t`).
+            The states are the same either way.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -139,6 +171,9 @@ class AttentionRNNCell(keras.layers.Layer):
         attention_style="bahdanau",
         attention_units=None,
         input_feeding=True,
+        attention_activation=None,
+        use_attention_layer=True,
+        output_attention=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -175,16 +210,49 @@ class AttentionRNNCell(keras.layers.Layer):
                 "`attention_units` expected a positive integer or None. "
                 f"Received: attention_units={attention_units!r}"
             )
-        if not isinstance(input_feeding, bool):
+        for name, value in (
+            ("input_feeding", input_feeding),
+            ("use_attention_layer", use_attention_layer),
+            ("output_attention", output_attention),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"`{name}` must be a bool. Received: {name}={value!r}"
+                )
+        if attention_style != "luong" and (
+            attention_activation is not None or not use_attention_layer
+        ):
             raise ValueError(
-                "`input_feeding` must be a bool. Received: "
-                f"input_feeding={input_feeding!r}"
+                "`attention_activation` and `use_attention_layer` configure "
+                "the Luong style's attention layer; the Bahdanau style has "
+                f"none. Received: attention_style={attention_style!r}, "
+                f"attention_activation={attention_activation!r}, "
+                f"use_attention_layer={use_attention_layer!r}"
             )
+        if not use_attention_layer and (
+            attention_units is not None or attention_activation is not None
+        ):
+            raise ValueError(
+                "Without an attention layer the attentional state is the "
+                "context: `attention_units` and `attention_activation` must "
+                f"be None. Received: attention_units={attention_units!r}, "
+                f"attention_activation={attention_activation!r}"
+            )
+        try:
+            activation = keras.activations.get(attention_activation)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                "`attention_activation` must be None or a Keras activation. "
+                f"Received: attention_activation={attention_activation!r}"
+            ) from error
         self.cell = cell
         self.attention = attention
         self.attention_style = attention_style
         self.attention_units = attention_units
         self.input_feeding = input_feeding
+        self.attention_activation = attention_activation
+        self.use_attention_layer = use_attention_layer
+        self.output_attention = output_attention
         self._cell_state_sizes = _sizes(cell.state_size)
         self.units = int(getattr(cell, "units", self._cell_state_sizes[0]))
         self._luong = attention_style == "luong"
@@ -196,11 +264,12 @@ class AttentionRNNCell(keras.layers.Layer):
         self._binding = _MemoryBinding()
         self._memory_depth = None
         self.supports_masking = True
-        if self._luong:
+        self.attention_dense = None
+        if self._luong and use_attention_layer:
             self.attention_dense = keras.layers.Dense(
-                self.attentional_size,
+                self.attention_units or self.units,
                 use_bias=False,
-                activation="tanh",
+                activation=activation,
                 dtype=self.dtype_policy,
                 name="attention_dense",
             )
@@ -209,13 +278,30 @@ class AttentionRNNCell(keras.layers.Layer):
 
     @property
     def attentional_size(self):
-        """Size of Luong's attentional state `h~` (`attention_units`)."""
-        return self.attention_units or self.units
+        """Size of Luong's attentional state `h~`.
+
+        `attention_units` (default: the cell's units), or the memory's
+        depth without an attention layer (`None` until built then).
+        """
+        if self.use_attention_layer:
+            return self.attention_units or self.units
+        return self._memory_depth
+
+    def _attentional_size_for(self, memory_depth):
+        if self.use_attention_layer:
+            return self.attentional_size
+        return int(memory_depth)
 
     @property
     def state_size(self):
         sizes = list(self._cell_state_sizes)
         if self._feeds:
+            if self.attentional_size is None:
+                raise ValueError(
+                    "The state size of an AttentionRNNCell without an "
+                    "attention layer is the memory's depth: build the cell "
+                    "with the memory's shape first."
+                )
             sizes.append(self.attentional_size)
         if self._counts_steps:
             sizes.append(1)
@@ -223,16 +309,20 @@ class AttentionRNNCell(keras.layers.Layer):
 
     def compute_output_size(self, memory_depth):
         """The output size for a memory of depth `memory_depth`."""
+        if not self.output_attention:
+            return self.units
         if self._luong:
-            return self.attentional_size
+            return self._attentional_size_for(memory_depth)
         return self.units + int(memory_depth)
 
     @property
     def output_size(self):
-        if self._luong:
-            return self.attentional_size
         if self._memory_depth is None:
-            return None  # Bahdanau: known once built with a memory shape.
+            if not self.output_attention:
+                return self.units
+            if self._luong and self.use_attention_layer:
+                return self.attentional_size
+            return None  # Depends on the memory: known once built.
         return self.compute_output_size(self._memory_depth)
 
     # === Build ===
@@ -269,8 +359,9 @@ class AttentionRNNCell(keras.layers.Layer):
             self.cell.build((batch, inputs_shape[-1] + feed))
         if not self.attention.built:
             self.attention.build((batch, self.units), memory_shape)
-        if self._luong and not self.attention_dense.built:
-            self.attention_dense.build((batch, self.units + self._memory_depth))
+        dense = self.attention_dense
+        if dense is not None and not dense.built:
+            dense.build((batch, self.units + self._memory_depth))
         self.built = True
 
     # === Memory ===
@@ -429,12 +520,14 @@ class AttentionRNNCell(keras.layers.Layer):
                 step,
                 training,
             )
-            output = self.attention_dense(
-                ops.concatenate(
-                    [ops.cast(context, cell_output.dtype), cell_output], -1
+            context = ops.cast(context, cell_output.dtype)
+            attentional = context
+            if self.attention_dense is not None:
+                attentional = self.attention_dense(
+                    ops.concatenate([context, cell_output], -1)
                 )
-            )
-            new_states = new_cell + ([output] if self._feeds else [])
+            new_states = new_cell + ([attentional] if self._feeds else [])
+            output = attentional if self.output_attention else cell_output
         else:
             # Bahdanau: attend with s_{t-1}, feed c_t into the cell.
             context, alignments = self._attend(
@@ -451,9 +544,11 @@ class AttentionRNNCell(keras.layers.Layer):
                 cell_states,
                 training,
             )
-            output = ops.concatenate(
-                [cell_output, ops.cast(context, cell_output.dtype)], axis=-1
-            )
+            output = cell_output
+            if self.output_attention:
+                output = ops.concatenate(
+                    [cell_output, ops.cast(context, cell_output.dtype)], -1
+                )
             new_states = new_cell
         if self._counts_steps:
             new_states = new_states + [step + 1]
@@ -477,6 +572,15 @@ class AttentionRNNCell(keras.layers.Layer):
             "attention_style": self.attention_style,
             "attention_units": self.attention_units,
             "input_feeding": self.input_feeding,
+            "attention_activation": (
+                None
+                if self.attention_activation is None
+                else keras.activations.serialize(
+                    keras.activations.get(self.attention_activation)
+                )
+            ),
+            "use_attention_layer": self.use_attention_layer,
+            "output_attention": self.output_attention,
         }
         return {**super().get_config(), **config}
 

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import clone_initializer
 from layers.validation import check_number
 from layers.validation import check_odd_int
 from layers.validation import check_positive_int
@@ -124,7 +125,7 @@ class EfficientChannelAttention(keras.layers.Layer):
             self.kernel_size_,
             padding="same",
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="conv",

@@ -4,6 +4,7 @@ MLPs")."""
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.validation import check_activation
 from layers.validation import check_non_negative_number
 from layers.validation import check_positive_int
@@ -102,7 +103,7 @@ class GatedMLPBlock(keras.layers.Layer):
         self.proj_in = keras.layers.Dense(
             ffn_dim,
             activation=self.act,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="proj_in",
@@ -127,7 +128,7 @@ class GatedMLPBlock(keras.layers.Layer):
         self.spatial_proj.build((None, half, tokens))
         self.proj_out = keras.layers.Dense(
             channels,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="proj_out",

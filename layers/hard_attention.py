@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.masking import masked_softmax
 from layers.masking import merge_attention_masks
 from layers.validation import check_choice
@@ -157,7 +158,7 @@ class HardAttention(keras.layers.Layer):
         return self.add_weight(
             name=name,
             shape=shape,
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )

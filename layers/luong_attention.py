@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.masking import normalize_scores
 from layers.naming import UnknownNameError
 from layers.naming import did_you_mean
@@ -10,7 +11,6 @@ from layers.score_attention_base import ScoreAttentionBase
 from layers.score_attention_base import check_probability_fn
 from layers.scores.registry import create_score
 from layers.scores.score import as_float32
-from layers.scores.score import clone_initializer
 from layers.validation import check_bool
 from layers.validation import check_choice
 from layers.validation import check_positive_int

@@ -11,6 +11,8 @@ References:
     Attention and Multi-Label Classification" (sparsemax).
 """
 
+import dataclasses
+
 from keras import ops
 
 NORMALIZERS = ("softmax", "sparsemax", "sigmoid")
@@ -112,15 +114,101 @@ def merge_attention_masks(
         vm = ops.expand_dims(ops.cast(value_mask, "bool"), -2)
         mask = vm if mask is None else ops.logical_and(mask, vm)
     if attention_mask is not None:
-        check_mask_shape(
-            "attention_mask", attention_mask, (batch, tq, tk), src
-        )
+        check_mask_shape("attention_mask", attention_mask, (batch, tq, tk), src)
         am = ops.cast(attention_mask, "bool")
         mask = am if mask is None else ops.logical_and(mask, am)
     if use_causal_mask:
         cm = causal_mask(ops.shape(query)[1], ops.shape(key)[1], causal_offset)
         mask = cm if mask is None else ops.logical_and(mask, cm)
     return mask
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionMasks:
+    """Every mask source of one attention call, passed around as one value.
+
+    Masks are boolean, `True` = may attend, in the layout of the (flattened)
+    3-D problem: `T` queries, `S` keys.
+
+    Attributes:
+        query_mask: optional `[B, T]` mask of valid queries.
+        value_mask: optional `[B, S]` mask of valid keys/values.
+        attention_mask: optional mask broadcastable to `[B, T, S]`.
+        use_causal_mask: whether query `i` may only see keys
+            `j <= i + causal_offset`.
+        causal_offset: position of the first query on the key axis (int or
+            scalar tensor), e.g. the number of keys already in a cache.
+        key_slots: optional `[1, S]` mask of usable decoding-cache slots.
+    """
+
+    query_mask: object = None
+    value_mask: object = None
+    attention_mask: object = None
+    use_causal_mask: bool = False
+    causal_offset: object = 0
+    key_slots: object = None
+
+    @property
+    def has_padding(self):
+        """Whether a query mask, value mask or attention mask is given."""
+        return any(
+            m is not None
+            for m in (self.query_mask, self.value_mask, self.attention_mask)
+        )
+
+    @property
+    def causal_only(self):
+        """Whether the causal mask is the only mask (a backend fast path)."""
+        return (
+            self.use_causal_mask
+            and not self.has_padding
+            and self.key_slots is None
+        )
+
+    def check_shapes(self, query, key):
+        """Raises `ValueError` unless the masks fit `query [B, T, ...]` and
+        `key [B, S, ...]`."""
+        q_shape, k_shape = tuple(query.shape), tuple(key.shape)
+        src = f"query.shape={q_shape} and key.shape={k_shape}"
+        batch, tq, tk = q_shape[0], q_shape[1], k_shape[1]
+        for name, mask, expected in (
+            ("query_mask", self.query_mask, (batch, tq)),
+            ("value_mask", self.value_mask, (batch, tk)),
+            ("attention_mask", self.attention_mask, (batch, tq, tk)),
+        ):
+            if mask is not None:
+                check_mask_shape(name, mask, expected, src)
+
+    def value_mask_with_slots(self):
+        """The `[B, S]` (or `[1, S]`) key mask including the cache slots."""
+        if self.key_slots is None:
+            return self.value_mask
+        if self.value_mask is None:
+            return self.key_slots
+        return ops.logical_and(
+            ops.cast(self.value_mask, "bool"), self.key_slots
+        )
+
+    def merged(self, query, key):
+        """All masks as one boolean tensor broadcastable to `[B, T, S]`, or
+        `None` when there is no mask (see `merge_attention_masks`)."""
+        attention_mask = self.attention_mask
+        if self.key_slots is not None:
+            slots = ops.expand_dims(self.key_slots, 1)  # [1, 1, S]
+            attention_mask = (
+                slots
+                if attention_mask is None
+                else ops.logical_and(ops.cast(attention_mask, "bool"), slots)
+            )
+        return merge_attention_masks(
+            query,
+            key,
+            query_mask=self.query_mask,
+            value_mask=self.value_mask,
+            attention_mask=attention_mask,
+            use_causal_mask=self.use_causal_mask,
+            causal_offset=self.causal_offset,
+        )
 
 
 def _as_float32(scores):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 from layers.validation import check_positive_number
@@ -83,7 +84,7 @@ class MixerBlock(keras.layers.Layer):
         return keras.layers.Dense(
             units,
             activation=activation,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name=name,

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import clone_initializer
 from layers.masking import masked_softmax
 from layers.validation import check_choice
 from layers.validation import check_positive_int
@@ -145,7 +146,9 @@ class NonLocalBlock(keras.layers.Layer):
         # A 1x1 convolution is a dense layer over the channel axis.
         return keras.layers.Dense(
             units,
-            kernel_initializer=initializer or self.kernel_initializer,
+            kernel_initializer=clone_initializer(
+                initializer or self.kernel_initializer
+            ),
             bias_initializer="zeros",
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import clone_initializer
 from layers.validation import check_positive_int
 
 
@@ -112,7 +113,7 @@ class PatchEmbedding(keras.layers.Layer):
             strides=self._patch,
             padding="valid",
             use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="projection",

@@ -4,6 +4,7 @@ Dosovitskiy et al. 2021)."""
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.validation import check_bool
 from layers.validation import check_rank
 
@@ -81,13 +82,13 @@ class PositionEmbedding(keras.layers.Layer):
             self.class_token = self.add_weight(
                 name="class_token",
                 shape=(1, 1, dim),
-                initializer=self.embeddings_initializer,
+                initializer=clone_initializer(self.embeddings_initializer),
                 regularizer=self.embeddings_regularizer,
             )
         self.position_embedding = self.add_weight(
             name="position_embedding",
             shape=(tokens + int(self.use_class_token), dim),
-            initializer=self.embeddings_initializer,
+            initializer=clone_initializer(self.embeddings_initializer),
             regularizer=self.embeddings_regularizer,
         )
 

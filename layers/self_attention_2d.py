@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import clone_initializer
 from layers.multi_head_attention import MultiHeadAttention
 from layers.validation import check_choice
 from layers.validation import check_positive_int
@@ -133,12 +134,12 @@ class SelfAttention2D(keras.layers.Layer):
             self.row_embedding = self.add_weight(
                 name="row_embedding",
                 shape=(height, channels),
-                initializer=self.position_initializer,
+                initializer=clone_initializer(self.position_initializer),
             )
             self.column_embedding = self.add_weight(
                 name="column_embedding",
                 shape=(width, channels),
-                initializer=self.position_initializer,
+                initializer=clone_initializer(self.position_initializer),
             )
             axes = {vision_utils.channel_axis(self.data_format) % 4: channels}
             spatial = vision_utils.spatial_axes(self.data_format)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import clone_initializer
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 
@@ -99,8 +100,8 @@ class SqueezeExcite(keras.layers.Layer):
             units,
             activation=activation,
             use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name=name,

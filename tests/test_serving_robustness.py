@@ -281,6 +281,16 @@ def test_never_imports_the_project(served, task):
     assert served[task]["_leaked"] == []
 
 
+@pytest.mark.parametrize("task", sorted(EXPORTERS))
+def test_every_output_has_the_batch_first(served, task):
+    # TF Serving's row format ("instances", docs/serving.md) needs every
+    # output to have the batch as its first dimension.
+    result = served[task]["ok"]
+    assert "error" not in result, result
+    shapes = {key: out["shape"] for key, out in result["outputs"].items()}
+    assert all(shape and shape[0] == 2 for shape in shapes.values()), shapes
+
+
 # === Image classifier ===
 
 
@@ -313,6 +323,11 @@ def test_image_of_another_size_is_resized(served, case):
         served["image"]["ok"]["outputs"]["probabilities"]["value"][0],
         rtol=1e-5,
     )
+    assert (
+        _ok(served["image"][case], "resized", [batch])["value"]
+        == [True] * batch
+    )
+    assert served["image"]["ok"]["outputs"]["resized"]["value"] == [False] * 2
 
 
 def test_image_without_pixels(served):

@@ -22,6 +22,9 @@ import math
 import keras
 import numpy as np
 
+import layers as attention_layers
+from layers import MultiHeadAttention
+
 
 def _to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
@@ -45,7 +48,6 @@ def _last_per_stage(layers):
 
 def cbam_spatial_maps(model, images):
     """`{name: [N, H, W]}` spatial gates of CBAM blocks (last per stage)."""
-    import layers as attention_layers
 
     blocks = [
         layer
@@ -64,7 +66,6 @@ def cbam_spatial_maps(model, images):
 
 def non_local_maps(model, images):
     """`{name: [N, h, w]}` attention received per position, non-local."""
-    import layers as attention_layers
 
     blocks = [
         layer
@@ -108,7 +109,6 @@ def attention_rollout(model, images):
     token. The class token's row over the patch tokens is the map.
     Returns `None` for models without attention layers or patch grid.
     """
-    from layers import MultiHeadAttention
 
     blocks = [
         layer for layer in model.layers if isinstance(layer, MultiHeadAttention)

@@ -11,6 +11,8 @@ class. A missing, truncated or corrupted file gives one clear `ValueError`
 import os
 import zipfile
 
+import keras
+
 
 def load_model(path, custom_objects=None, compile=True):
     """Loads a `.keras` file saved by this project (or any Keras 3 model).
@@ -37,8 +39,6 @@ def load_model(path, custom_objects=None, compile=True):
     >>> zoo.load_model("/tmp/resnet.keras").count_params() > 0
     True
     """
-    import keras
-
     import layers  # noqa: F401  (registers the project's layers)
     import zoo  # noqa: F401  (registers the models' own layers)
 

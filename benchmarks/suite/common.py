@@ -1,12 +1,17 @@
 """Helpers shared by the benchmarks: inputs, fwd+bwd steps, comparisons."""
 
+import numpy as np
+
+from benchmarks import machine
 from benchmarks import report
 from benchmarks import stats
+from experiments.timing import interleave
 
 
 def random_inputs(*shapes, seed=0):
     """float32 TensorFlow constants of `shapes` (standard normal)."""
-    import numpy as np
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -23,6 +28,8 @@ def gradient_step(forward, variables, inputs, jit=False):
     with XLA when `jit`. The gradients are copied to the host, so the
     call returns only when the work is done.
     """
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
 
     def step(*xs):
@@ -49,7 +56,6 @@ def compare(contenders, baseline, warmup=2, steps=1, rounds=10):
         `stats.ratio(baseline, name)` (how many times faster `name` is
         than `baseline`; the paired spread uses the interleaved samples).
     """
-    from experiments.timing import interleave
 
     samples = interleave(contenders, warmup=warmup, steps=steps, rounds=rounds)
     base = samples[baseline]
@@ -84,7 +90,6 @@ def judging_basis():
     start), the process CPU time: the wall time then mostly measures
     waiting for a core, while CPU time counts this process's work only.
     """
-    from benchmarks import machine
 
     load = machine.load_average()
     cores = machine.cpu_count()

@@ -12,9 +12,12 @@ contenders do the same number of steps; the speed of a step does not
 depend on the weights' values.
 """
 
+import numpy as np
+
 from benchmarks.registry import Result
 from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
+from benchmarks.suite.common import compare
 from benchmarks.suite.common import judging_basis
 from benchmarks.suite.common import ratio_cell
 from benchmarks.suite.common import speedup
@@ -25,6 +28,8 @@ BATCH, SOURCE_LENGTH, BEAM = 16, 24, 4
 
 
 def _translator(name, vocab):
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import zoo
     from experiments import runner
 
@@ -41,8 +46,6 @@ def _translator(name, vocab):
 
 
 def _source_ids(vocab, seed=0):
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     ids = rng.integers(4, vocab, (BATCH, SOURCE_LENGTH)).astype("int32")
     lengths = rng.integers(SOURCE_LENGTH // 2, SOURCE_LENGTH + 1, BATCH)
@@ -57,10 +60,10 @@ def _source_ids(vocab, seed=0):
     goal=f"compiled beam search >= {TARGET:g}x eager step-by-step",
 )
 def decoding(ctx):
-    import numpy as np
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
 
-    from benchmarks.suite.common import compare
     from zoo.decoding import compile_search
 
     basis, why = judging_basis()

@@ -23,10 +23,14 @@ import subprocess
 import sys
 import time
 
+from benchmarks.machine import memory_gb
 from benchmarks.registry import Result
 from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
+from benchmarks.suite.common import compare
+from benchmarks.suite.common import gradient_step
 from benchmarks.suite.common import judging_basis
+from benchmarks.suite.common import random_inputs
 from benchmarks.suite.common import ratio_cell
 from benchmarks.suite.common import speedup
 
@@ -39,6 +43,8 @@ IMPLS = ("keras", "ours")
 
 def make_layer(impl):
     """The layer of contender `impl` ("keras", "ours", "ours_standard")."""
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
 
     from layers import MultiHeadAttention
@@ -52,7 +58,6 @@ def make_layer(impl):
 
 def step_fn(layer, x):
     """A synchronous fwd+bwd step of `layer(x, x)` (compiled)."""
-    from benchmarks.suite.common import gradient_step
 
     layer(x[:, :8], x[:, :8])
     return gradient_step(
@@ -115,8 +120,6 @@ def memory_child(impl, seq, steps, limit_gb, device="cpu"):
 
 
 def _available_gb():
-    from benchmarks.machine import memory_gb
-
     return memory_gb("MemAvailable") or 4.0
 
 
@@ -171,10 +174,9 @@ def _keras_estimate_gb(seq):
     ),
 )
 def long_sequences(ctx):
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
-
-    from benchmarks.suite.common import compare
-    from benchmarks.suite.common import random_inputs
 
     basis, why = judging_basis()
     seqs = ctx.pick((2048, 4096, 8192, 16384), (2048,))

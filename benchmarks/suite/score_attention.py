@@ -47,6 +47,8 @@ SHAPES = {
 def _contenders(kind):
     """Our layer, Keras's layer, the Keras side's `Dense` projections and
     the Keras contender's forward function `(query, value) -> context`."""
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
 
     from layers import BahdanauAttention

@@ -22,6 +22,8 @@ BATCH, HEADS, KEY_DIM = 16, 8, 32
 
 
 def _layers():
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
 
     from layers import MultiHeadAttention

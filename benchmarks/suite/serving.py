@@ -22,12 +22,18 @@ except that an untrained translator or captioner never emits the end
 token early: it decodes its full maximum length, the worst case.
 """
 
+import collections
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+import types
 
+import numpy as np
+
+from benchmarks import stats
 from benchmarks.registry import Result
 from benchmarks.registry import register_benchmark
 
@@ -79,7 +85,6 @@ PROJECT_PACKAGES = ("layers", "zoo", "experiments", "benchmarks", "tests")
 def _corpus(count):
     """`(german, english)` sentence lists: the Ding pairs if installed,
     else generated word sequences (latency does not depend on them)."""
-    import numpy as np
 
     if os.path.exists(DING_PATH):
         from experiments.datasets.ding_de_en import read_pairs
@@ -95,8 +100,8 @@ def _corpus(count):
 
 def _wordpiece_vocab(sentences, size):
     """Reserved tokens, every character (plain and `##`), frequent words."""
-    import collections
-
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     from experiments.wordpiece import pretokenize
     from zoo.tokens import RESERVED_TOKENS
 
@@ -115,10 +120,8 @@ def _wordpiece_vocab(sentences, size):
 
 def export_models(folder):
     """Exports the three models into `folder`; returns case descriptions."""
-    import types
-
-    import numpy as np
-
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import zoo
     from experiments import runner
     from experiments.tasks.captioning import (
@@ -300,9 +303,6 @@ def serve_in_clean_process(cases, folder, timeout=1200):
     "Serving: exported SavedModels in a clean process, p50/p99 latency",
 )
 def serving(ctx):
-    import tempfile
-
-    from benchmarks import stats
 
     batches = ctx.pick(
         {

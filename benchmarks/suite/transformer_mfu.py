@@ -13,11 +13,16 @@ batches of full-length sentences, plus one wider configuration, where
 larger matmuls let the same code get closer to the limit.
 """
 
+import numpy as np
+
 from benchmarks import report
+from benchmarks import stats
 from benchmarks.registry import Result
 from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
 from benchmarks.suite.common import judging_basis
+from experiments.timing import interleave
+from experiments.timing import train_step_fn
 
 TARGET = 0.5
 EXPERIMENT = "movie_sentences_transformer_classifier"
@@ -43,14 +48,14 @@ def transformer_flops(batch, seq, dim, ff_dim, num_layers, num_classes):
 
 
 def _sentences(batch, words, vocabulary, seed):
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(vocabulary), (batch, words))
     return np.array([" ".join(vocabulary[i] for i in row) for row in picks])
 
 
 def _config_rows(ctx):
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     from experiments import runner
 
     recipe = runner.resolve(EXPERIMENT)
@@ -85,14 +90,12 @@ def _config_rows(ctx):
     goal=f"MFU >= {TARGET:.0%} of the float32 matmul rate",
 )
 def transformer_mfu(ctx):
-    import numpy as np
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import tensorflow as tf
 
     import zoo
-    from benchmarks import stats
     from experiments import training
-    from experiments.timing import interleave
-    from experiments.timing import train_step_fn
 
     basis, why = judging_basis()
     recipe, configs = _config_rows(ctx)

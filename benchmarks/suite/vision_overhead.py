@@ -10,10 +10,14 @@ the goals bound the step-time ratio to ResNet-20 (the papers claim a
 small overhead), in training and in inference.
 """
 
+import numpy as np
+
 from benchmarks import report
 from benchmarks.registry import Result
 from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
+from benchmarks.suite.common import compare
+from experiments.timing import train_step_fn
 
 MODELS = ("resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20")
 BATCH = 32
@@ -63,14 +67,13 @@ def _overhead(m, name, clock):
     goal=GOAL,
 )
 def vision_overhead(ctx):
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
-    import numpy as np
 
     import zoo
-    from benchmarks.suite.common import compare
     from experiments import runner
     from experiments import training
-    from experiments.timing import train_step_fn
 
     recipe = runner.resolve("digits_resnet20")
     rng = np.random.default_rng(0)

@@ -60,8 +60,8 @@ class TextEvalConfig(EvalConfig):
     attention_maps: int = 8
 
 
-# The ablation of issue 5: attention vs max-pool vs hard attention vs
-# Transformer (same data, recipe and seeds).
+# What `ablate` compares by default: attention vs max-pool vs hard
+# attention vs Transformer pooling (same data, recipe and seeds).
 ABLATION_MODELS = (
     "bigru_attention",
     "bigru_maxpool",

@@ -32,6 +32,7 @@ import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
+from sklearn.datasets import load_digits
 
 DIGIT_WORDS = (
     "zero",
@@ -171,7 +172,6 @@ class DigitScenesConfig(tfds.core.BuilderConfig):
 
 def load_source_digits():
     """Returns sklearn's digits as (uint8 images [N, 8, 8] 0..255, labels)."""
-    from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / SOURCE_MAX)).astype(np.uint8)

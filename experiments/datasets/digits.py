@@ -11,6 +11,8 @@ Machine Learning Repository).
 
 import numpy as np
 import tensorflow_datasets as tfds
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -27,7 +29,6 @@ _CITATION = """\
 
 def split_indices(labels, test_fraction=TEST_FRACTION, seed=SPLIT_SEED):
     """Deterministic stratified split: `(train_indices, test_indices)`."""
-    from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
     train, test = train_test_split(
@@ -74,8 +75,6 @@ class Digits(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # The data ships with scikit-learn.
-        from sklearn.datasets import load_digits
-
         digits = load_digits()
         images = scale_to_uint8(digits.images)[..., None]
         labels = digits.target.astype("int64")

@@ -25,6 +25,13 @@ keeps every pair in its split when a newer dictionary adds entries. With the
 1,888 validation / 1,830 test. Text is kept as written (the English side
 mixes ’ and ' apostrophes; normalise in the tokeniser if needed).
 
+Configs: `sentences` (the default) is the above. `sentences_and_phrases`
+adds the dictionary's short phrase pairs (2-8 words on both sides, not
+sentences: "Abholung der Waren am Bahnhof" / "collection of the goods from
+the station") to the training split only: validation and test are the
+same sentences, and no phrase is taken from a dictionary line that holds a
+validation or test sentence, or equals one.
+
 Usage: `tfds.builder("ding_de_en", data_dir=...)` reads the default path;
 `tfds.builder("ding_de_en", data_dir=..., path="/elsewhere/de-en")` another
 copy (only the location changes, so the prepared data is the same dataset).
@@ -38,11 +45,14 @@ import re
 
 import tensorflow_datasets as tfds
 
+from experiments import offline_data
+
 DEFAULT_PATH = "/usr/share/trans/de-en"
-INSTALL_COMMAND = "apt-get install trans-de-en"
+INSTALL_COMMAND = offline_data.DING_DE_EN_INSTALL_COMMAND
 SPLIT_SEED = 1234
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MIN_WORDS = 4
+PHRASE_WORDS = (2, 8)
 
 _ANNOTATION = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:?!])")
@@ -99,8 +109,8 @@ def is_sentence(text, min_words=MIN_WORDS):
     )
 
 
-def parse_line(line, min_words=MIN_WORDS):
-    """Returns the `(de, en)` sentence pairs of one dictionary line.
+def aligned_entries(line):
+    """The cleaned `(de, en)` sub-entry pairs of one dictionary line.
 
     Comment lines (`#`), lines without exactly one ` :: `, and lines whose
     two sides have different numbers of ` | ` sub-entries yield nothing.
@@ -114,12 +124,48 @@ def parse_line(line, min_words=MIN_WORDS):
     german, english = (side.split(" | ") for side in sides)
     if len(german) != len(english):
         return []
-    pairs = []
-    for de, en in zip(german, english):
-        de, en = clean_phrase(de), clean_phrase(en)
-        if is_sentence(de, min_words) and is_sentence(en, min_words):
-            pairs.append((de, en))
-    return pairs
+    return [
+        (clean_phrase(de), clean_phrase(en)) for de, en in zip(german, english)
+    ]
+
+
+def parse_line(line, min_words=MIN_WORDS):
+    """Returns the `(de, en)` sentence pairs of one dictionary line."""
+    return [
+        (de, en)
+        for de, en in aligned_entries(line)
+        if is_sentence(de, min_words) and is_sentence(en, min_words)
+    ]
+
+
+def is_phrase(text, words=PHRASE_WORDS):
+    """True for a short phrase: `words[0]`..`words[1]` words, no sentence."""
+    return words[0] <= len(text.split()) <= words[1] and not is_sentence(text)
+
+
+def read_phrases(path, held_out):
+    """Phrase pairs of the lines that hold no `held_out` sentence.
+
+    Args:
+        path: the dictionary file.
+        held_out: `(de, en)` sentence pairs of validation and test.
+
+    Returns:
+        Unique `(de, en)` phrase pairs (file order), none equal to a
+        held-out sentence (case-insensitively) or taken from a line that
+        contains one.
+    """
+    held = {_key(text) for pair in held_out for text in pair}
+    phrases = {}
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            entries = aligned_entries(line)
+            if any(_key(t) in held for pair in entries for t in pair):
+                continue
+            for de, en in entries:
+                if is_phrase(de) and is_phrase(en):
+                    phrases.setdefault((de, en), None)
+    return list(phrases)
 
 
 def read_source_version(path):
@@ -207,10 +253,23 @@ def missing_source_message(path):
 class DingDeEn(tfds.core.GeneratorBasedBuilder):
     """German->English example sentences from the Ding dictionary."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: grouped 80/10/10 hash split, seed 1234.",
+        "1.1.0": "Configs: `sentences` (as 1.0.0) and "
+        "`sentences_and_phrases` (short phrase pairs added to train).",
     }
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(
+            name="sentences",
+            description="Full-sentence pairs only (all splits).",
+        ),
+        tfds.core.BuilderConfig(
+            name="sentences_and_phrases",
+            description="Training split plus the dictionary's 2-8-word "
+            "phrase pairs; validation and test unchanged.",
+        ),
+    ]
 
     def __init__(self, *, path=None, **kwargs):
         super().__init__(**kwargs)
@@ -244,6 +303,12 @@ class DingDeEn(tfds.core.GeneratorBasedBuilder):
         self.info.metadata["source_path"] = self.path
         self.info.metadata["source_version"] = version
         splits = split_pairs(pairs)
+        if self.builder_config.name == "sentences_and_phrases":
+            phrases = read_phrases(
+                self.path, splits["validation"] + splits["test"]
+            )
+            self.info.metadata["phrase_pairs"] = len(phrases)
+            splits["train"] = splits["train"] + phrases
         logging.info(
             "ding_de_en: %s (version %s): %s",
             self.path,

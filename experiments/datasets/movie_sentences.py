@@ -22,12 +22,13 @@ import io
 import logging
 import os
 import pathlib
-import shlex
 import tarfile
 import unicodedata
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from experiments import offline_data
 
 ARCHIVE_NAME = "vaderSentiment-3.3.2.tar.gz"
 INNER_ARCHIVE_NAME = "hutto_ICWSM_2014.tar.gz"
@@ -67,12 +68,8 @@ sentences rated exactly 0 are dropped. Fixed stratified 80/10/10 split
 """
 
 
-def fetch_command(directory):
-    """Returns the one shell command that puts the archive in `directory`."""
-    return (
-        "python -m pip download --no-deps --no-binary :all: "
-        f"vaderSentiment==3.3.2 -d {shlex.quote(str(directory))}"
-    )
+# The one shell command that puts the archive in a directory.
+fetch_command = offline_data.movie_sentences_fetch_command
 
 
 def decode_line(raw):
@@ -272,7 +269,8 @@ class MovieSentences(tfds.core.GeneratorBasedBuilder):
         raise FileNotFoundError(
             f"movie_sentences needs {ARCHIVE_NAME} in the TFDS manual "
             f"directory {target}. Fetch it with:\n  {fetch_command(target)}\n"
-            "(or pass archive_path=... to the builder)."
+            "(or give its path: --set data.archive_path=PATH on the command "
+            "line, archive_path=... to the builder)."
         )
 
     def _split_generators(self, dl_manager):

@@ -21,6 +21,9 @@ supplies only what differs, by overriding these methods:
 import dataclasses
 import inspect
 
+import numpy as np
+
+import zoo
 from experiments.errors import UserError
 
 
@@ -98,7 +101,6 @@ class Task:
 
     def check_model(self, config):
         """The model name exists for this task; kwargs match its builder."""
-        import zoo
 
         names = zoo.list_models(task=self.name)
         try:
@@ -148,7 +150,6 @@ class Task:
     def build_model(self, config, data):
         """`zoo.build(model.name)` with `model_defaults` and `model.kwargs`;
         a builder's `ValueError`/`TypeError` becomes a `UserError`."""
-        import zoo
 
         kwargs = {**self.model_defaults(config, data), **config.model.kwargs}
         try:
@@ -201,7 +202,6 @@ class Task:
 def pick_examples(labels, predicted, count):
     """Indices of `count` test examples to draw: a mistake or two, then
     distinct classes, then the first ones (deterministic)."""
-    import numpy as np
 
     chosen = []
     wrong = np.flatnonzero(labels != predicted)

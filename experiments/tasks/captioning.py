@@ -31,6 +31,7 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
 import zoo
@@ -324,6 +325,7 @@ class CaptioningTask(Seq2SeqTask):
                 "vocab_size": len(vocabulary),
                 "num_train_images": num_images,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             vocabulary=vocabulary,
@@ -396,8 +398,6 @@ class CaptioningTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         grid = tuple(model.feature_grid)
         metrics = {"feature_grid": list(grid)}
         outputs = {}

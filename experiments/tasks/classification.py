@@ -111,7 +111,13 @@ class ClassificationTask(Task):
         )
         write_json(
             os.path.join(run_dir, "confusion_matrix.json"),
-            scores["confusion_matrix"],
+            {
+                "rows": "true class",
+                "columns": "predicted class",
+                "split": str(config.data.test_split),
+                "labels": list(names),
+                "matrix": scores["confusion_matrix"],
+            },
         )
         if config.eval.plots:
             folder = os.path.join(run_dir, "plots")

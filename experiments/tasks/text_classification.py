@@ -254,6 +254,7 @@ class TextClassificationTask(ClassificationTask):
                 "num_classes": num_classes,
                 "label_names": names,
                 "num_train_examples": len(train_texts),
+                **data_lib.split_names(cfg),
                 "dropped_empty_train_texts": dropped,
                 "num_validation_examples": 0
                 if val_texts is None

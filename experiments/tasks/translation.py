@@ -4,8 +4,8 @@ Data: any TFDS dataset with a source and a target string feature (official
 `ted_hrlr_translate/pt_to_en`, `wmt14_translate/de-en`, the offline
 `ding_de_en`, or a prepared dataset directory), keys `data.source_key` /
 `data.target_key`. Each side gets a WordPiece vocabulary learnt from the
-training split (tensorflow-text's learner; cached, so a resumed run gets
-the same ids) and a core-TensorFlow tokeniser (`experiments.wordpiece`).
+training split (HuggingFace `tokenizers`' learner; cached, so a resumed run
+gets the same ids) and a core-TensorFlow tokeniser (`experiments.wordpiece`).
 Pipeline: tokenise -> add [START]/[END] -> drop over-long training pairs
 -> cache -> per-epoch seeded shuffle -> length-sorted windows -> padded
 batches (`experiments.data.TrainStream`) -> `({"source", "target_in"},
@@ -28,8 +28,10 @@ import os
 import time
 
 import numpy as np
+import sacrebleu
 import tensorflow as tf
 
+from experiments import alignment
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
@@ -50,12 +52,21 @@ PADDING = ({"source": PAD_ID, "target_in": PAD_ID}, PAD_ID)
 
 
 class TranslationData(TaskData):
-    """`TaskData` plus the two tokenisers and the raw test pairs."""
+    """`TaskData` plus the two tokenisers and the raw training pairs."""
 
-    def __init__(self, *args, source_tokenizer, target_tokenizer, **kwargs):
+    def __init__(
+        self,
+        *args,
+        source_tokenizer,
+        target_tokenizer,
+        train_pairs=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
+        # (source, target) string pairs of the training split.
+        self.train_pairs = train_pairs
 
 
 def cache_root():
@@ -75,7 +86,7 @@ def _vocabulary(builder, cfg, key, texts):
         "key": key,
         "vocab_size": cfg.vocab_size,
         "lowercase": cfg.lowercase,
-        "tokenizer": "wordpiece-v1",
+        "tokenizer": wordpiece.LEARNER,
     }
     digest = hashlib.sha256(
         json.dumps(identity, sort_keys=True).encode()
@@ -140,6 +151,7 @@ class TranslationTask(Seq2SeqTask):
         ("BLEU beam", "bleu_beam", ".2f"),
         ("chrF greedy", "chrf_greedy", ".1f"),
         ("chrF beam", "chrf_beam", ".1f"),
+        ("IBM2 agreement", "alignment_agreement_ibm2", ".2f"),
         ("parameters", "num_parameters", ","),
         ("train time (s)", "train_time_s_all_epochs", ".0f"),
         ("greedy sent/s", "greedy_sentences_per_s", ".1f"),
@@ -324,10 +336,12 @@ class TranslationTask(Seq2SeqTask):
                 "target_vocab_size": len(vocabs[1]),
                 "num_train_pairs": num_pairs,
                 "num_train_examples": num_train,
+                **data_lib.split_names(cfg),
                 "num_test_examples": num_test,
             },
             source_tokenizer=tokenizers[0],
             target_tokenizer=tokenizers[1],
+            train_pairs=train_pairs,
         )
 
     # --- Model ----------------------------------------------------------
@@ -411,8 +425,6 @@ class TranslationTask(Seq2SeqTask):
 
     # --- Evaluation -----------------------------------------------------
     def evaluate(self, model, data, config, run_dir):
-        import sacrebleu
-
         results = {}
         translations = {}
         for method in SEARCHES:
@@ -459,6 +471,10 @@ class TranslationTask(Seq2SeqTask):
         fields = [(key, key) for key in ("source", "reference", *SEARCHES)]
         self.write_samples(samples, fields, data, config, run_dir)
 
+        if config.eval.alignment_pairs and data.train_pairs is not None:
+            results.update(
+                self.alignment_agreement(data, config, translations["beam"][1])
+            )
         if config.eval.plots and config.eval.attention_maps:
             path = self._plot_alignments(
                 data, config, run_dir, sources, translations["beam"][1]
@@ -467,18 +483,11 @@ class TranslationTask(Seq2SeqTask):
                 results["alignment_plot"] = os.path.relpath(path, run_dir)
         return results
 
-    def _plot_alignments(self, data, config, run_dir, sources, outputs):
-        if outputs[0]["attention"] is None:
-            return None  # a model without attention
+    def word_alignments(self, data, outputs):
+        """Word-level `(matrix, source words, target words)` per output."""
         source_tok, target_tok = data.source_tokenizer, data.target_tokenizer
-        # Short, untruncated sentences read best.
-        order = sorted(
-            range(len(outputs)),
-            key=lambda i: (outputs[i]["truncated"], len(sources[i]) > 80, i),
-        )
-        alignments = []
-        for i in order[: config.eval.attention_maps]:
-            out = outputs[i]
+        examples = []
+        for out in outputs:
             source_ids = [t for t in out["source_ids"].tolist() if t != PAD_ID]
             target_ids = out["ids"][: out["length"]].tolist()
             source = [
@@ -490,13 +499,58 @@ class TranslationTask(Seq2SeqTask):
                 for t in target_tok.id_to_token(target_ids).numpy()
             ]
             weights = out["attention"][: len(target), : len(source)]
-            alignments.append((weights, source, target, sources[i]))
+            examples.append(alignment.word_alignment(weights, source, target))
+        return examples
+
+    def alignment_agreement(self, data, config, outputs):
+        """Attention argmax vs IBM Model 2 on the test translations."""
+        if outputs[0]["attention"] is None:
+            return {}  # a model without attention
+        lowercase = config.data.lowercase
+        bitext = []
+        for sources, targets in data.train_pairs.take(
+            config.eval.alignment_pairs
+        ).batch(1024):
+            words = [
+                wordpiece.split_words(side, lowercase).to_list()
+                for side in (sources, targets)
+            ]
+            bitext.extend(
+                (
+                    [w.decode("utf-8") for w in source],
+                    [w.decode("utf-8") for w in target],
+                )
+                for source, target in zip(*words)
+            )
+        ibm2 = alignment.train_ibm2(bitext)
+        agreement, links = alignment.ibm2_agreement(
+            ibm2, self.word_alignments(data, outputs)
+        )
+        return {
+            "alignment_agreement_ibm2": round(float(agreement), 4),
+            "alignment_links_ibm2": links,
+            "alignment_train_pairs_ibm2": len(bitext),
+        }
+
+    def _plot_alignments(self, data, config, run_dir, sources, outputs):
+        if outputs[0]["attention"] is None:
+            return None  # a model without attention
+        # Short, untruncated sentences read best.
+        order = sorted(
+            range(len(outputs)),
+            key=lambda i: (outputs[i]["truncated"], len(sources[i]) > 80, i),
+        )[: config.eval.attention_maps]
+        words = self.word_alignments(data, [outputs[i] for i in order])
+        alignments = [
+            (matrix, source, target, sources[i])
+            for (matrix, source, target), i in zip(words, order)
+        ]
         folder = os.path.join(run_dir, "plots")
         os.makedirs(folder, exist_ok=True)
         return plots.alignment_heatmaps(
             alignments,
             os.path.join(folder, "alignments.png"),
-            title=f"{config.model.name}: attention (beam search)",
+            title=f"{config.model.name}: attention over words (beam search)",
         )
 
     def summary_line(self, metrics):

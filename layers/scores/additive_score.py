@@ -5,9 +5,9 @@ import math
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.scores.score import Score
 from layers.scores.score import as_float32
-from layers.scores.score import clone_initializer
 from layers.validation import check_bool
 from layers.validation import check_positive_int
 

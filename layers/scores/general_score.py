@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.scores.score import Score
 from layers.scores.score import as_float32
 
@@ -57,7 +58,7 @@ class GeneralScore(Score):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(query_shape[-1], key_shape[-1]),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from layers.initializers import clone_initializer
 from layers.scores.score import Score
 from layers.scores.score import as_float32
 from layers.validation import check_positive_int
@@ -64,7 +65,7 @@ class LocationScore(Score):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(query_shape[-1], self.max_length),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
 

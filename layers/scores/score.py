@@ -154,8 +154,3 @@ class Score(keras.layers.Layer):
 def as_float32(x):
     """Casts to float32 (scores are computed in float32 for stability)."""
     return ops.cast(x, "float32")
-
-
-def clone_initializer(initializer):
-    """A fresh copy, so that weights sharing an initializer differ."""
-    return keras.initializers.get(keras.initializers.serialize(initializer))

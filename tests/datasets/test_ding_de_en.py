@@ -184,3 +184,22 @@ def test_real_dictionary_split_sizes(tmp_path):
     train_en = {en for _, en in sentences["train"]}
     for de, en in sentences["test"]:
         assert de not in train_de and en not in train_en
+
+
+def test_phrases_skip_lines_holding_held_out_sentences(tmp_path):
+    source = tmp_path / "de-en"
+    source.write_text(
+        "gelten als {vi} | Er gilt als sehr reich. :: to be reputed | "
+        "He is reputed to be very rich.\n"
+        "Abholung {f} | Abholung der Waren am Bahnhof :: collection | "
+        "collection of the goods from the station\n",
+        encoding="utf-8",
+    )
+    held_out = [("Er gilt als sehr reich.", "He is reputed to be very rich.")]
+    assert ding_de_en.read_phrases(source, held_out) == [
+        (
+            "Abholung der Waren am Bahnhof",
+            "collection of the goods from the station",
+        )
+    ]
+    assert len(ding_de_en.read_phrases(source, [])) == 2

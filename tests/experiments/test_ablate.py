@@ -51,6 +51,10 @@ def test_ablation_table(tmp_path, digits_dir):
         table = f.read()
     assert "| se_resnet20 |" in table and " ± " in table
     assert "step time not measured" in table
+    with open(os.path.join(out, "report.html")) as f:
+        page = f.read()
+    assert "<td>se_resnet20</td>" in page
+    assert 'href="se_resnet20-seed1/report.html"' in page
 
     # Rerunning reuses the finished runs (no training) and rewrites the
     # table.

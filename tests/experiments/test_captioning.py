@@ -334,7 +334,7 @@ def test_tiny_run_end_to_end(tmp_path):
     run = tmp_path / "run"
     assert len(json.load(open(run / "samples.json"))) == 3
     assert os.path.getsize(run / "plots" / "caption_attention_0.png") > 0
-    assert (run / "saved_model" / "saved_model.pb").exists()
+    assert (run / "saved_model" / "1" / "saved_model.pb").exists()
 
 
 @pytest.mark.slow

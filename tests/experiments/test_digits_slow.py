@@ -45,7 +45,7 @@ def test_digits_cbam_resnet20_main_job(tmp_path):
         100 * metrics["test_accuracy"], abs=0.01
     )
     for name in (
-        "saved_model/saved_model.pb",
+        "saved_model/1/saved_model.pb",
         "plots/training_curves.png",
         "plots/confusion_matrix.png",
         "plots/attention_maps.png",

@@ -94,7 +94,9 @@ def test_chief_writes_checkpoint_and_export(two_workers):
     metrics = processes.read_json(os.path.join(out, "metrics.json"))
     assert metrics["num_workers"] == 2 and metrics["num_replicas"] == 2
     assert metrics["global_batch_size"] == 16
-    assert os.path.exists(os.path.join(out, "saved_model", "saved_model.pb"))
+    assert os.path.exists(
+        os.path.join(out, "saved_model", "1", "saved_model.pb")
+    )
     record = processes.read_json(
         os.path.join(out, "checkpoints", "training_metadata.json")
     )

@@ -78,7 +78,8 @@ def test_run_folder_layout(finished_run):
         "plots/training_curves.png",
         "plots/confusion_matrix.png",
         "plots/attention_maps.png",
-        "saved_model/saved_model.pb",
+        "saved_model/1/saved_model.pb",
+        "report.html",
         "checkpoints/training_metadata.json",
     ):
         assert os.path.exists(os.path.join(out, name)), name
@@ -237,6 +238,8 @@ loaded = tf.saved_model.load(sys.argv[1])
 serve = loaded.signatures["serving_default"]
 images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1), "uint8")
 out = serve(images=tf.constant(images))
+other_size = serve(images=tf.zeros([2, 20, 12, 1], tf.uint8))
+metadata = loaded.signatures["metadata"]()
 project = [m for m in ("layers", "zoo", "experiments", "tests")
            if m in sys.modules]
 print(json.dumps({
@@ -245,6 +248,13 @@ print(json.dumps({
     "probabilities": out["probabilities"].numpy().tolist(),
     "label": [s.decode() for s in out["label"].numpy()],
     "label_names": [s.decode() for s in out["label_names"].numpy()[0]],
+    "image_size": out["image_size"].numpy().tolist(),
+    "resized": out["resized"].numpy().tolist(),
+    "other_size_resized": other_size["resized"].numpy().tolist(),
+    "other_size_probabilities": other_size["probabilities"].shape.as_list(),
+    "metadata_image_size": metadata["image_size"].numpy().tolist(),
+    "metadata_label_names": [s.decode() for s in
+                             metadata["label_names"].numpy()],
     "project_modules": project,
     "sys_path": sys.path,
 }))
@@ -264,7 +274,7 @@ def test_export_loads_without_the_project(finished_run, tmp_path):
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     result = subprocess.run(
         # -I: isolated mode, neither the cwd nor PYTHONPATH on sys.path.
-        [sys.executable, "-I", "-c", _LOAD_AND_CALL, f"{out}/saved_model"],
+        [sys.executable, "-I", "-c", _LOAD_AND_CALL, f"{out}/saved_model/1"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -285,6 +295,36 @@ def test_export_loads_without_the_project(finished_run, tmp_path):
     names = [str(i) for i in range(10)]
     assert report["label_names"] == names
     assert report["label"] == [names[i] for i in probs.argmax(-1)]
+    # The trained image size is declared; other sizes are resized to it.
+    assert report["image_size"] == [[8, 8, 1]] * 3
+    assert report["resized"] == [False] * 3
+    assert report["other_size_resized"] == [True, True]
+    assert report["other_size_probabilities"] == [2, 10]
+    assert report["metadata_image_size"] == [8, 8, 1]
+    assert report["metadata_label_names"] == names
+
+
+def test_run_outputs_explain_themselves(finished_run):
+    out, metrics = finished_run
+    with open(os.path.join(out, "confusion_matrix.json")) as f:
+        matrix = json.load(f)
+    assert matrix["labels"] == [str(i) for i in range(10)]
+    assert matrix["rows"] == "true class" and len(matrix["matrix"]) == 10
+    assert sum(map(sum, matrix["matrix"])) == metrics["num_test_examples"]
+    # digits has no validation split: a held-out slice of train instead.
+    assert metrics["data"]["validation_split"].startswith("held-out 10%")
+    assert "test_*" in metrics["field_descriptions"]
+    with open(os.path.join(out, "report.html")) as f:
+        page = f.read()
+    assert (
+        "held-out 10% of train" in page and "<h2>Confusion matrix</h2>" in page
+    )
+
+
+def test_saved_model_folder_is_a_tf_serving_base_path(finished_run):
+    out, _ = finished_run
+    # TF Serving's model_base_path holds numbered versions only.
+    assert os.listdir(os.path.join(out, "saved_model")) == ["1"]
 
 
 def test_concurrent_runs_never_share_a_folder(tmp_path):
@@ -317,10 +357,17 @@ def test_reopened_run_folder_drops_half_written_leftovers(tmp_path):
     (out / ".tmp-123-model.keras").write_text("half")
     (out / ".saved_model.tmp-1a2b3c4d").mkdir()
     (out / ".saved_model.tmp-1a2b3c4d" / "saved_model.pb").write_text("x")
+    (out / "saved_model" / ".1.tmp-5e6f7a8b").mkdir(parents=True)
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / ".tmp-123-epoch-0002.weights.h5").write_text("x")
     (out / "checkpoints" / "epoch-0001.weights.h5").write_text("kept")
     with RunDir(str(out), tiny_config()):
         pass
-    assert sorted(os.listdir(out)) == [".lock", "checkpoints", "config.json"]
+    assert sorted(os.listdir(out)) == [
+        ".lock",
+        "checkpoints",
+        "config.json",
+        "saved_model",
+    ]
     assert os.listdir(out / "checkpoints") == ["epoch-0001.weights.h5"]
+    assert os.listdir(out / "saved_model") == []

@@ -117,7 +117,7 @@ def test_run_outputs(finished_run):
         "plots/confusion_matrix.png",
         "plots/word_attention.png",
         "plots/word_attention.html",
-        "saved_model/saved_model.pb",
+        "saved_model/1/saved_model.pb",
     ):
         assert os.path.exists(os.path.join(out, name)), name
     with open(os.path.join(out, "metrics.json")) as f:
@@ -212,7 +212,7 @@ def _serve_in_fresh_process(path, texts, tmp_path):
 def test_export_serves_raw_strings_in_a_fresh_process(finished_run, tmp_path):
     out, _ = finished_run
     served = _serve_in_fresh_process(
-        os.path.join(out, "saved_model"), SERVED_TEXTS, tmp_path
+        os.path.join(out, "saved_model", "1"), SERVED_TEXTS, tmp_path
     )
     assert served["leaked"] == []
     probs = np.asarray(served["probabilities"])

@@ -192,9 +192,35 @@ def test_run_writes_metrics_samples_and_plots(finished_run):
     assert set(samples[0]) == {"source", "reference", "greedy", "beam"}
     assert os.path.exists(os.path.join(out, "samples.md"))
     assert os.path.getsize(os.path.join(out, "plots", "alignments.png")) > 0
-    assert os.path.exists(os.path.join(out, "saved_model", "saved_model.pb"))
+    assert os.path.exists(
+        os.path.join(out, "saved_model", "1", "saved_model.pb")
+    )
     history = open(os.path.join(out, "history.csv")).read()
     assert "val_loss" in history and "accuracy" in history
+    # Attention agreement with IBM Model 2's word alignments.
+    assert 0.0 <= metrics["alignment_agreement_ibm2"] <= 1.0
+    assert metrics["alignment_links_ibm2"] > 0
+    assert metrics["alignment_train_pairs_ibm2"] == 96
+
+
+def test_predict_translates_and_shows_the_alignment(
+    finished_run, capsys, tmp_path
+):
+    _, _, out = finished_run
+    plot = tmp_path / "align.png"
+    code, printed, _ = _cli(
+        capsys, "predict", out, "eins zwei drei", "fünf", "--plot", str(plot)
+    )
+    assert code == 0, printed
+    assert printed.count("source:") == 2 and "(beam search)" in printed
+    assert "attends to (weight)" in printed
+    assert plot.stat().st_size > 0
+    code, printed, _ = _cli(
+        capsys, "predict", out, "vier", "--search", "greedy"
+    )
+    assert code == 0 and "(greedy search)" in printed
+    code, _, err = _cli(capsys, "predict", str(tmp_path), "eins")
+    assert code == 2 and "not a run folder" in err
 
 
 _SERVE = textwrap.dedent(
@@ -284,7 +310,7 @@ def test_saved_model_serves_strings_in_a_fresh_process(finished_run, tmp_path):
     samples = json.load(open(os.path.join(out, "samples.json")))
     inputs = BAD_INPUTS + [s["source"] for s in samples]
     results = _serve_in_fresh_process(
-        {"bahdanau": os.path.join(out, "saved_model")}, inputs, tmp_path
+        {"bahdanau": os.path.join(out, "saved_model", "1")}, inputs, tmp_path
     )
     # The SavedModel translates as the (eager) evaluation did: beam search
     # is the serving default, greedy the second signature.
@@ -351,6 +377,10 @@ def test_translation_experiments_are_listed(capsys):
         assert name in out
     code, out, _ = _cli(capsys, "list", "ted_hrlr*")
     assert code == 0 and "ted_hrlr_translate/pt_to_en" in out
+    code, out, _ = _cli(capsys, "list", "gettext*")
+    assert code == 0 and "gettext_seq2seq_bahdanau" in out
+    code, out, _ = _cli(capsys, "list", "ding_phrases*")
+    assert code == 0 and "ding_de_en/sentences_and_phrases" in out
 
 
 def test_unknown_names_exit_2_with_close_matches(capsys, number_pairs_dir):

@@ -78,8 +78,18 @@ def test_unknown_names_suggest_close_matches(name, hint):
 
 
 def test_unknown_name_without_close_match_lists_known_names():
-    with pytest.raises(ValueError, match=r"Known names:.*cbam.*name='xyzzy'"):
+    with pytest.raises(
+        ValueError, match=r"Choose one of:.*cbam.*name='xyzzy'"
+    ) as err:
         get_attention("xyzzy")
+    # One short message: the canonical names, not every alias.
+    assert "squeeze_and_excitation" not in str(err.value)
+    assert str(err.value).count("Received:") == 1
+
+
+def test_a_model_names_its_own_argument():
+    with pytest.raises(ValueError, match="Received: attention='cbamm'"):
+        get_attention("cbamm", argument="attention")
 
 
 @pytest.mark.parametrize("bad", [3, SqueezeExcite(), ["se"], int])

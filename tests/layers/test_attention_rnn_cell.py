@@ -121,6 +121,8 @@ def test_cell_config_round_trip():
             "attention_style": "luong",
             "attention_units": 5,
             "input_feeding": False,
+            "attention_activation": "tanh",
+            "output_attention": False,
         },
     )
     revived = AttentionRNNCell.from_config(cell.get_config())
@@ -128,6 +130,8 @@ def test_cell_config_round_trip():
     assert isinstance(revived.attention, LuongAttention)
     assert revived.attention.score == "concat"
     assert revived.state_size == [4, 4]
+    assert revived.attention_dense.activation is keras.activations.tanh
+    assert not revived.output_attention
 
 
 def test_docstring_examples_run():
@@ -168,14 +172,19 @@ def test_bahdanau_step_matches_numpy():
     )
 
 
-@pytest.mark.parametrize("input_feeding", [True, False])
-def test_luong_step_matches_numpy(input_feeding):
+@pytest.mark.parametrize(
+    "input_feeding, activation",
+    [(True, None), (False, None), (True, "tanh")],
+    ids=["feeding_linear", "no_feeding_linear", "feeding_tanh"],
+)
+def test_luong_step_matches_numpy(input_feeding, activation):
     cell = AttentionRNNCell(
         keras.layers.LSTMCell(4),
         LuongAttention(score="general", scale=True),
         attention_style="luong",
         attention_units=5,
         input_feeding=input_feeding,
+        attention_activation=activation,
     )
     cell.build(STEP.shape, MEMORY.shape)
     randomize_weights(cell)
@@ -195,10 +204,11 @@ def test_luong_step_matches_numpy(input_feeding):
     logits = scale * np.einsum("bq,qk,btk->bt", h_new, kernel, MEMORY)
     expected_weights = np_masked_softmax(logits, MEMORY_MASK)
     context = np.einsum("bt,btd->bd", expected_weights, MEMORY)
-    attentional = np.tanh(
-        np.concatenate([context, h_new], -1)
-        @ to_numpy(cell.attention_dense.kernel)
+    attentional = np.concatenate([context, h_new], -1) @ to_numpy(
+        cell.attention_dense.kernel
     )
+    if activation == "tanh":
+        attentional = np.tanh(attentional)
     np.testing.assert_allclose(to_numpy(weights), expected_weights, atol=1e-5)
     np.testing.assert_allclose(to_numpy(output), attentional, atol=1e-5)
     np.testing.assert_allclose(to_numpy(new_states[0]), h_new, atol=1e-5)
@@ -349,6 +359,22 @@ def test_invalid_arguments():
         AttentionRNNCell(gru, bahdanau, attention_units=0)
     with pytest.raises(ValueError, match="input_feeding"):
         AttentionRNNCell(gru, bahdanau, input_feeding="yes")
+    with pytest.raises(ValueError, match="output_attention"):
+        AttentionRNNCell(gru, bahdanau, output_attention=1)
+    with pytest.raises(ValueError, match="attention_style='bahdanau'"):
+        AttentionRNNCell(gru, bahdanau, attention_activation="tanh")
+    with pytest.raises(ValueError, match="attention_activation='nope'"):
+        AttentionRNNCell(
+            gru, bahdanau, attention_style="luong", attention_activation="nope"
+        )
+    with pytest.raises(ValueError, match="attention_units=4"):
+        AttentionRNNCell(
+            gru,
+            bahdanau,
+            attention_style="luong",
+            use_attention_layer=False,
+            attention_units=4,
+        )
     cell = AttentionRNNCell(gru, bahdanau)
     with pytest.raises(ValueError, match="stateful"):
         AttentionRNN(cell, stateful=True)

@@ -10,8 +10,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
-import layers.multi_head_attention as mha_module
+import layers.attention_kernels as kernels_module
 from layers import MultiHeadAttention
+from layers import masked_softmax
+from layers.attention_kernels import dense_attention
 from tests.testing import layer_gradients
 from tests.testing import run_layer_test
 
@@ -341,14 +343,14 @@ def test_dense_attention_custom_gradient_matches_autodiff_with_dropout():
     probe_w = _rand(rng, 2, 2, 6, 5)
 
     def custom(q, kt, v):
-        out, w = mha_module._dense_attention(
+        out, w = dense_attention(
             q, kt, v, mask=mask, keep=keep, groups=2, return_weights=True
         )
         return ops.sum(out * probe) + ops.sum(w * probe_w)
 
     def plain(q, kt, v):
         logits = ops.reshape(ops.matmul(q, kt), (2, 2, 2, 3, 5))
-        w = ops.reshape(mha_module.masked_softmax(logits, mask), (2, 2, 6, 5))
+        w = ops.reshape(masked_softmax(logits, mask), (2, 2, 6, 5))
         out = ops.matmul(w * keep, v)
         return ops.sum(out * probe) + ops.sum(w * probe_w)
 
@@ -558,8 +560,8 @@ def test_flash_attention_is_passed_to_a_backend_that_has_it(monkeypatch):
         calls.append((flash_attention, kwargs))
         return real(query, key, value, flash_attention=False, **kwargs)
 
-    monkeypatch.setattr(mha_module.keras.backend, "backend", lambda: "jax")
-    monkeypatch.setattr(mha_module.ops, "dot_product_attention", fake)
+    monkeypatch.setattr(kernels_module.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(kernels_module.ops, "dot_product_attention", fake)
     got = _np(layer(x, x, value_mask=vmask, use_causal_mask=True))
     assert calls and calls[0][0] is True
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -574,13 +576,13 @@ def test_flash_attention_is_passed_to_a_backend_that_has_it(monkeypatch):
 def test_auto_uses_chunked_path_past_the_threshold(monkeypatch):
     x = _rand(np.random.default_rng(20), 2, 8, 8)
     calls = []
-    real = mha_module.blockwise_attention
+    real = kernels_module.blockwise_attention
 
     def spy(*args, **kwargs):
         calls.append(kwargs["query_chunk_size"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mha_module, "blockwise_attention", spy)
+    monkeypatch.setattr(kernels_module, "blockwise_attention", spy)
     layer = MultiHeadAttention(2, 4, chunk_threshold=8, query_chunk_size=3)
     standard = MultiHeadAttention(2, 4, attention_impl="standard")
     out = layer(x, x, use_causal_mask=True)
@@ -857,3 +859,63 @@ def test_bad_cache_use_raises():
         )
     with pytest.raises(ValueError, match="unbuilt"):
         MultiHeadAttention(2, 4).compute_key_value_cache(x)
+
+
+# === Override point ===
+
+
+class TalkingHeadsAttention(MultiHeadAttention):
+    """Talking-heads attention (Shazeer et al. 2020) through the hook only:
+    the heads' logits and weights are mixed by fixed `[N, N]` matrices."""
+
+    def __init__(self, *args, pre=None, post=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pre = np.asarray(pre, "float32")
+        self.post = np.asarray(post, "float32")
+
+    def _compute_attention(
+        self,
+        query,
+        key,
+        value,
+        masks,
+        training=None,
+        return_attention_scores=False,
+    ):
+        logits = ops.einsum("btnh,bsnh->bnts", query, key)
+        logits = ops.einsum("bnts,nm->bmts", logits, self.pre)
+        mask = masks.merged(query, key)
+        mask = None if mask is None else ops.expand_dims(mask, 1)
+        weights = masked_softmax(logits, mask)
+        mixed = ops.einsum("bnts,nm->bmts", weights, self.post)
+        context = ops.einsum("bnts,bsnh->btnh", mixed, value)
+        return context, (weights if return_attention_scores else None)
+
+
+def test_subclass_changes_the_attention_through_the_hook_only():
+    rng = np.random.default_rng(31)
+    x = _rand(rng, 2, 5, 8)
+    qmask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    base = MultiHeadAttention(2, 4)
+    base_out = _np(base(x, x, query_mask=qmask, use_causal_mask=True))
+    eye = np.eye(2)
+    same = TalkingHeadsAttention(2, 4, pre=eye, post=eye)
+    same(x, x)
+    same.set_weights(base.get_weights())
+    got = same(x, x, query_mask=qmask, use_causal_mask=True)
+    np.testing.assert_allclose(_np(got), base_out, atol=1e-5)
+    # The subclass's own mixing changes the output; the layer's masking of
+    # fully masked queries (zero output) still applies.
+    swap = TalkingHeadsAttention(2, 4, pre=eye, post=eye[::-1])
+    swap(x, x)
+    swap.set_weights(base.get_weights())
+    out = _np(swap(x, x, query_mask=qmask, use_causal_mask=True))
+    assert not np.allclose(out, base_out, atol=1e-3)
+    np.testing.assert_array_equal(out[0, 3:], 0.0)
+    _, w = reference_mha(base, x, x, mask=qmask[:, :, None] & _causal(5, 5))
+    (wv, bv) = _projections(base)[0][2]
+    wo, bo = _projections(base)[1]
+    v = (x @ wv + bv).reshape(2, 5, 2, 4)
+    ctx = np.einsum("bnts,bsnh->btnh", w[:, ::-1], v).reshape(2, 5, 8)
+    want = (ctx @ wo + bo) * qmask[..., None]
+    np.testing.assert_allclose(out, want, atol=1e-5)

@@ -169,7 +169,7 @@ def test_attention_blocks_are_in_every_residual_branch():
     "kwargs, match",
     [
         ({"depth": 21}, "6n \\+ 2"),
-        ({"attention": "sse"}, "`attention` must be one of"),
+        ({"attention": "sse"}, "Received: attention=.sse."),
         ({"shortcut": "none"}, "`shortcut` must be one of"),
         ({"input_shape": (8, 8)}, "input_shape"),
         ({"num_classes": 1}, "num_classes"),

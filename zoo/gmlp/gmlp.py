@@ -10,6 +10,8 @@ patches of 4 pixels for 32x32 images.
 
 import keras
 
+from layers import GatedMLPBlock
+from layers import PatchEmbedding
 from zoo.image_inputs import check_patch_size
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
@@ -44,12 +46,11 @@ def gmlp(
         A functional `keras.Model`: uint8 images -> class probabilities.
 
     Example:
+    >>> import numpy as np
     >>> model = gmlp(input_shape=(8, 8, 1), patch_size=2, depth=2)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-    from layers import GatedMLPBlock
-    from layers import PatchEmbedding
 
     check_patch_size(input_shape, patch_size)
     # === Functional Model ===

@@ -9,6 +9,8 @@ and a linear classifier follow.
 
 import keras
 
+from layers import MixerBlock
+from layers import PatchEmbedding
 from zoo.image_inputs import check_patch_size
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
@@ -47,12 +49,11 @@ def mlp_mixer(
         A functional `keras.Model`: uint8 images -> class probabilities.
 
     Example:
+    >>> import numpy as np
     >>> model = mlp_mixer(input_shape=(8, 8, 1), patch_size=2, depth=2)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-    from layers import MixerBlock
-    from layers import PatchEmbedding
 
     check_patch_size(input_shape, patch_size)
     # === Functional Model ===

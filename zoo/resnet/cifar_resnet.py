@@ -11,6 +11,7 @@ et al. 2018) and ECA-Net (Wang et al. 2020) do, or non-local blocks
 
 import keras
 
+import layers
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
 from zoo.resnet.zero_pad_shortcut import ZeroPadShortcut
@@ -21,8 +22,6 @@ SHORTCUTS = ("zero_pad", "projection")
 
 def _attention_block(attention, attention_kwargs, name):
     # Imported lazily: `layers` pulls in every attention layer.
-    import layers
-
     cls = layers.get_attention(attention)
     return cls(**(attention_kwargs or {}), name=name)
 
@@ -122,8 +121,9 @@ def cifar_resnet(
         class probabilities `[B, num_classes]` (float32).
 
     Example:
+    >>> import numpy as np
     >>> model = cifar_resnet(20, input_shape=(8, 8, 1), num_classes=10)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
@@ -132,18 +132,9 @@ def cifar_resnet(
             f"Received: depth={depth!r}"
         )
     if attention not in ATTENTIONS:
-        import layers
-
         # Any block `layers.get_attention` knows ("channel", "spatial",
         # aliases) or a Layer class; unknown names raise its ValueError.
-        try:
-            layers.get_attention(attention)
-        except ValueError as err:
-            raise ValueError(
-                f"`attention` must be one of {ATTENTIONS}, another name known "
-                f"to `layers.get_attention`, or a Layer class ({err}). "
-                f"Received: attention={attention!r}"
-            ) from None
+        layers.get_attention(attention, argument="attention")
     if shortcut not in SHORTCUTS:
         raise ValueError(
             f"`shortcut` must be one of {SHORTCUTS}. Received: "

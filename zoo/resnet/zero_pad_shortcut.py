@@ -30,8 +30,9 @@ class ZeroPadShortcut(keras.layers.Layer):
         input's strided pixels, its channels followed by zeros.
 
     Example:
+    >>> import numpy as np
     >>> layer = ZeroPadShortcut(filters=32, strides=2)
-    >>> layer(np.ones((2, 8, 8, 16), "float32")).shape
+    >>> tuple(layer(np.ones((2, 8, 8, 16), "float32")).shape)
     (2, 4, 4, 32)
     """
 

@@ -14,6 +14,7 @@ the TensorFlow graph, so an exported model splits text itself.
 import keras
 from keras import ops
 
+from layers import AttentionPooling1D
 from zoo.registry import register_model
 from zoo.text.fold_sentences import FoldSentences
 from zoo.text.recurrent_classifier import bigru_encoder
@@ -75,12 +76,12 @@ def han(
         weights `[B, S]`.
 
     Example:
+    >>> import numpy as np
     >>> model = han(vocabulary=["good", "bad"], max_sentences=3,
     ...             sentence_length=5)
-    >>> model(np.array(["Good. Bad!", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["Good. Bad!", ""], dtype=object)).shape)
     (2, 2)
     """
-    from layers import AttentionPooling1D
 
     check_int("num_classes", num_classes, 2)
     check_int("max_sentences", max_sentences)

@@ -22,6 +22,9 @@ keeps its per-word weights in the graph (layer `"word_attention"`, or
 
 import keras
 
+from layers import AttentionPooling1D
+from layers import HardAttention
+from layers import LuongAttention
 from zoo.registry import register_model
 from zoo.text.learned_query import LearnedQuery
 from zoo.text.masked_global_pooling_1d import MaskedGlobalPooling1D
@@ -65,9 +68,6 @@ def _pool(
     h, pooling, *, attention_units, num_heads, score, k, temperature, seed
 ):
     """`(pooled, word_weights)` of the GRU states `h` `[B, T, D]`."""
-    from layers import AttentionPooling1D
-    from layers import HardAttention
-    from layers import LuongAttention
 
     width = h.shape[-1]
     if pooling == "attention":
@@ -150,9 +150,10 @@ def bigru_classifier(
         `[B, num_classes]`.
 
     Example:
+    >>> import numpy as np
     >>> model = bigru_classifier(vocabulary=["good", "bad"],
     ...                          sequence_length=8)
-    >>> model(np.array(["good film", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
     if pooling not in POOLINGS:

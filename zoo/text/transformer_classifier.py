@@ -12,6 +12,9 @@ on IMDB after 2 epochs.
 import keras
 from keras import ops
 
+from layers import AttentionPooling1D
+from layers import MultiHeadAttention
+from layers import PositionEmbedding
 from zoo.registry import register_model
 from zoo.text.masked_global_pooling_1d import MaskedGlobalPooling1D
 from zoo.text.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -41,7 +44,6 @@ def encoder_block(
     so padding is never attended and padded positions output zeros from the
     attention. Returns `x` (and the `[B, heads, T, T]` weights).
     """
-    from layers import MultiHeadAttention
 
     dim = x.shape[-1]
     y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
@@ -113,14 +115,13 @@ def transformer_classifier(
         graph (`zoo.text.word_attention` reads them for `"mean"` pooling).
 
     Example:
+    >>> import numpy as np
     >>> model = transformer_classifier(vocabulary=["good", "bad"],
     ...                                sequence_length=8, embedding_dim=16,
     ...                                num_layers=1, ff_dim=16)
-    >>> model(np.array(["good film", ""], dtype=object)).shape
+    >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
-    from layers import AttentionPooling1D
-    from layers import PositionEmbedding
 
     if positions not in POSITIONS:
         raise ValueError(

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from layers import MultiHeadAttention
 from zoo.text.text_inputs import VECTORIZER_NAME
 from zoo.text.text_inputs import standardize_text
 from zoo.text.text_inputs import token_array
@@ -71,7 +72,6 @@ def _tokens(texts, length):
 
 def _weights_tensor(model):
     """`(kind, symbolic weights)` of the model's per-word weights."""
-    from layers import MultiHeadAttention
 
     for name in WORD_LAYERS:
         layer = _layer(model, name)

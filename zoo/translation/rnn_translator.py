@@ -21,6 +21,7 @@ from zoo.tokens import START_ID
 from zoo.translation.translator import Translator
 
 CELLS = ("gru", "lstm")
+BRIDGES = ("tanh", "layer_norm")
 ATTENTIONS = (None, "bahdanau", "luong")
 MERGE_MODES = ("concat", "sum")
 INPUTS = (
@@ -75,18 +76,23 @@ class RNNTranslator(Translator):
 
     Encoder: source embedding, a bidirectional GRU/LSTM whose two
     directions' outputs are concatenated or summed (`merge_mode`), and a
-    `tanh` bridge from its final states to the decoder's initial state.
+    bridge from its concatenated final states to the decoder's initial
+    state: `tanh(W [h_fwd; h_bwd])` as in Bahdanau et al. 2014 (`"tanh"`),
+    or a linear map followed by layer normalisation (`"layer_norm"`).
     Decoder, by `attention`:
 
     - `None`: Cho et al. 2014's encoder-decoder, the baseline: the bridged
       summary initialises the decoder and is concatenated to its input at
-      every step; nothing else of the source is seen.
+      every step; nothing else of the source is seen. Its bridge is
+      `"layer_norm"`: the tanh summary saturates early in training (every
+      unit at +-1 whatever the source), and the decoder then produces one
+      translation for every sentence.
     - `"bahdanau"`: an `AttentionRNNCell` with `BahdanauAttention`
       (Bahdanau et al. 2014): the previous state attends over the encoder
       outputs, the context is fed into the cell, the output layer reads
       `[s_t; c_t]`.
     - `"luong"`: an `AttentionRNNCell` with `LuongAttention(score)`
-      (Luong et al. 2015): the attentional state `tanh(W_c [c_t; h_t])`
+      (Luong et al. 2015): the attentional state `W_c [c_t; h_t]` (linear)
       feeds the output layer and, with `input_feeding`, the next step.
 
     References:
@@ -109,8 +115,14 @@ class RNNTranslator(Translator):
         attention_units: hidden size of the additive/concat scores
             (default `units`).
         input_feeding: Luong input feeding.
+        attention_activation: activation of Luong's attention layer:
+            `None` (linear, default) or `"tanh"` (the paper's exact form,
+            which saturates early in training; see `AttentionRNNCell`).
         merge_mode: how the encoder directions combine, `"concat"` or
             `"sum"` (`"dot"` needs `"sum"`: memory depth = `units`).
+        bridge: `"tanh"` or `"layer_norm"`, the map from the encoder's
+            final states to the decoder's first state (default: `"tanh"`
+            with attention, `"layer_norm"` without).
         dropout: dropout on embeddings and decoder outputs.
         start_id, end_id, max_target_length: see `Translator`.
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -142,7 +154,9 @@ class RNNTranslator(Translator):
         score="general",
         attention_units=None,
         input_feeding=True,
+        attention_activation=None,
         merge_mode="concat",
+        bridge=None,
         dropout=0.1,
         start_id=START_ID,
         end_id=END_ID,
@@ -161,6 +175,9 @@ class RNNTranslator(Translator):
         _check_choice("cell", cell, CELLS)
         _check_choice("attention", attention, ATTENTIONS)
         _check_choice("merge_mode", merge_mode, MERGE_MODES)
+        if bridge is None:
+            bridge = "layer_norm" if attention is None else "tanh"
+        _check_choice("bridge", bridge, BRIDGES)
         if attention == "luong":
             _check_choice("score", score, ("dot", "general", "concat"))
             if score == "dot" and merge_mode != "sum":
@@ -202,13 +219,21 @@ class RNNTranslator(Translator):
             name="encoder",
         )
         self.state_concat = keras.layers.Concatenate(name="state_concat")
-        # One tanh bridge per decoder state (h; and c for an LSTM, linear).
+        # One bridge per decoder state: h (tanh, or linear + layer norm);
+        # an LSTM's c is linear.
         self.bridges = [
             keras.layers.Dense(
-                units, activation="tanh" if i == 0 else None, name=f"bridge_{i}"
+                units,
+                activation="tanh" if i == 0 and bridge == "tanh" else None,
+                name=f"bridge_{i}",
             )
             for i in range(num_states)
         ]
+        self.bridge_norm = None
+        if bridge == "layer_norm":
+            self.bridge_norm = keras.layers.LayerNormalization(
+                name="bridge_norm"
+            )
         if attention is None:
             self.summary_concat = ConcatToSteps(name="summary_concat")
             self.decoder_cell = cell_class(units, name="decoder_cell")
@@ -233,6 +258,9 @@ class RNNTranslator(Translator):
                 mechanism,
                 attention_style=attention,
                 input_feeding=input_feeding,
+                attention_activation=attention_activation
+                if attention == "luong"
+                else None,
                 name="decoder_cell",
             )
             self.decoder = AttentionRNN(self.decoder_cell, name="decoder")
@@ -275,7 +303,9 @@ class RNNTranslator(Translator):
         self.score = score
         self.attention_units = attention_units
         self.input_feeding = input_feeding
+        self.attention_activation = attention_activation
         self.merge_mode = merge_mode
+        self.bridge = bridge
         self.dropout = dropout
 
     def _encode(self, source, training=None, mask=None):
@@ -294,6 +324,8 @@ class RNNTranslator(Translator):
             bridge(self.state_concat([f, b]))
             for bridge, f, b in zip(self.bridges, forward, backward)
         ]
+        if self.bridge_norm is not None:
+            states[0] = self.bridge_norm(states[0])
         return memory, states
 
     # === Decoding (zoo.decoding step function) ===
@@ -348,7 +380,9 @@ class RNNTranslator(Translator):
             "score": self.score,
             "attention_units": self.attention_units,
             "input_feeding": self.input_feeding,
+            "attention_activation": self.attention_activation,
             "merge_mode": self.merge_mode,
+            "bridge": self.bridge,
             "dropout": self.dropout,
         }
 

@@ -14,14 +14,15 @@ Every block keeps its attention weights in the graph, so
 
 import keras
 
+from layers import MultiHeadAttention
+from layers import PatchEmbedding
+from layers import PositionEmbedding
 from zoo.image_inputs import check_patch_size
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
 
 
 def _encoder_block(x, embed_dim, num_heads, mlp_dim, dropout, name):
-    from layers import MultiHeadAttention
-
     y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
     # y: [B, 1 + N, D]; scores: [B, heads, 1 + N, 1 + N]
     y, _ = MultiHeadAttention(
@@ -72,13 +73,12 @@ def vision_transformer(
         A functional `keras.Model`: uint8 images -> class probabilities.
 
     Example:
+    >>> import numpy as np
     >>> model = vision_transformer(input_shape=(8, 8, 1), patch_size=2,
     ...                            depth=2)
-    >>> model(np.zeros((2, 8, 8, 1), "uint8")).shape
+    >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-    from layers import PatchEmbedding
-    from layers import PositionEmbedding
 
     check_patch_size(input_shape, patch_size)
     if embed_dim % num_heads:
