@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from layers import vision_utils
@@ -132,11 +133,27 @@ class EfficientChannelAttention(ChannelGateBase):
             name="conv",
         )
         self.conv.build((None, channels, 1))
+        # The convolution runs as one matmul with a banded [C, C] matrix
+        # gathered from its k weights: band[i, o] = kernel[i - o + k // 2]
+        # inside the band, else the appended zero (index k). Same sums as
+        # the 'same' convolution; much cheaper on CPU than a convolution
+        # with one input and one output channel, forward and backward.
+        k = self.kernel_size_
+        offsets = np.arange(channels)[:, None] - np.arange(channels)[None]
+        offsets = offsets + k // 2
+        self._band_index = np.where(
+            (offsets >= 0) & (offsets < k), offsets, k
+        ).astype("int32")
 
     def _channel_logits(self, inputs):
         axes = vision_utils.spatial_axes(self.data_format)
-        descriptor = ops.expand_dims(ops.mean(inputs, axis=axes), -1)
-        return ops.squeeze(self.conv(descriptor), -1)  # [B, C, 1] -> [B, C]
+        descriptor = ops.mean(inputs, axis=axes)  # [B, C]
+        kernel = ops.cast(
+            ops.reshape(self.conv.kernel, (-1,)), descriptor.dtype
+        )
+        taps = ops.concatenate([kernel, ops.zeros((1,), kernel.dtype)])
+        # [B, C] @ banded [C, C] -> logits [B, C]
+        return ops.matmul(descriptor, ops.take(taps, self._band_index))
 
     def get_config(self):
         config = {
