@@ -383,8 +383,7 @@ _PAPERS = {
 }
 
 
-@register_model(task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_gru"])
-def seq2seq_gru(
+def rnn_translator(
     source_vocab_size=8000,
     target_vocab_size=8000,
     embedding_dim=128,
@@ -392,70 +391,44 @@ def seq2seq_gru(
     dropout=0.1,
     **kwargs,
 ):
-    """Bi-GRU encoder, GRU decoder without attention (the baseline)."""
+    """Builds an `RNNTranslator`; the registered variants set its kind.
+
+    `seq2seq_gru`: Bi-GRU encoder, GRU decoder without attention (the
+    baseline); `seq2seq_bahdanau`: the same with Bahdanau (additive)
+    attention; `seq2seq_luong`: Bi-LSTM encoder (directions summed), LSTM
+    decoder with Luong attention (general score, input feeding). The
+    model is named after its attention (`seq2seq_<attention or cell>`)
+    unless `name` is given.
+    """
+    kind = kwargs.get("attention") or kwargs.get("cell", "gru")
+    kwargs.setdefault("name", f"seq2seq_{kind}")
     return RNNTranslator(
         source_vocab_size,
         target_vocab_size,
         embedding_dim=embedding_dim,
         units=units,
-        cell="gru",
-        attention=None,
         dropout=dropout,
-        name="seq2seq_gru",
         **kwargs,
     )
 
 
-@register_model(
-    task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_bahdanau"]
-)
-def seq2seq_bahdanau(
-    source_vocab_size=8000,
-    target_vocab_size=8000,
-    embedding_dim=128,
-    units=256,
-    dropout=0.1,
-    **kwargs,
-):
-    """Bi-GRU encoder, GRU decoder with Bahdanau (additive) attention."""
-    return RNNTranslator(
-        source_vocab_size,
-        target_vocab_size,
-        embedding_dim=embedding_dim,
-        units=units,
-        cell="gru",
-        attention="bahdanau",
-        dropout=dropout,
-        name="seq2seq_bahdanau",
-        **kwargs,
-    )
+def _register(model_name, **defaults):
+    register_model(
+        model_name,
+        task="translation",
+        inputs=INPUTS,
+        paper=_PAPERS[model_name],
+        **defaults,
+    )(rnn_translator)
 
 
-@register_model(
-    task="translation", inputs=INPUTS, paper=_PAPERS["seq2seq_luong"]
-)
-def seq2seq_luong(
-    source_vocab_size=8000,
-    target_vocab_size=8000,
-    embedding_dim=128,
-    units=256,
+_register("seq2seq_gru", cell="gru", attention=None)
+_register("seq2seq_bahdanau", cell="gru", attention="bahdanau")
+_register(
+    "seq2seq_luong",
+    cell="lstm",
+    attention="luong",
     score="general",
     input_feeding=True,
-    dropout=0.1,
-    **kwargs,
-):
-    """Bi-LSTM encoder (directions summed), LSTM decoder, Luong attention."""
-    return RNNTranslator(
-        source_vocab_size,
-        target_vocab_size,
-        embedding_dim=embedding_dim,
-        units=units,
-        cell="lstm",
-        attention="luong",
-        score=score,
-        input_feeding=input_feeding,
-        merge_mode="sum",
-        dropout=dropout,
-        name="seq2seq_luong",
-        **kwargs,
-    )
+    merge_mode="sum",
+)

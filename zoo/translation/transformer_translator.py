@@ -169,24 +169,8 @@ class TransformerTranslator(TransformerDecoding, Translator):
     paper="Vaswani et al. 2017, Attention Is All You Need",
 )
 def transformer_translator(
-    source_vocab_size=8000,
-    target_vocab_size=8000,
-    num_layers=4,
-    model_dim=128,
-    num_heads=8,
-    ff_dim=512,
-    dropout=0.1,
-    **kwargs,
+    source_vocab_size=8000, target_vocab_size=8000, **kwargs
 ):
     """Transformer encoder-decoder; TF tutorial size by default."""
-    return TransformerTranslator(
-        source_vocab_size,
-        target_vocab_size,
-        num_layers=num_layers,
-        model_dim=model_dim,
-        num_heads=num_heads,
-        ff_dim=ff_dim,
-        dropout=dropout,
-        name="transformer_translator",
-        **kwargs,
-    )
+    kwargs.setdefault("name", "transformer_translator")
+    return TransformerTranslator(source_vocab_size, target_vocab_size, **kwargs)
