@@ -2,6 +2,7 @@
 attention) and a Transformer decoder over the same encoder."""
 
 from zoo.captioning.captioner import Captioner
+from zoo.captioning.grid_captioner import GridCaptioner
 from zoo.captioning.show_attend_tell import ShowAttendTell
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.captioning.show_attend_tell_objective import HardAttentionObjective
@@ -9,6 +10,7 @@ from zoo.captioning.transformer_captioner import TransformerCaptioner
 
 __all__ = [
     "Captioner",
+    "GridCaptioner",
     "HardAttentionObjective",
     "ShowAttendTell",
     "ShowAttendTellDecoder",

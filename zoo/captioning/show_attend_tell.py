@@ -4,8 +4,7 @@ with soft or stochastic hard attention (Xu et al. 2015)."""
 import keras
 
 from layers import PositionEmbedding
-from layers.validation import check_positive_int
-from zoo.captioning.captioner import Captioner
+from zoo.captioning.grid_captioner import GridCaptioner
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.registry import register_model
 from zoo.tokens import END_ID
@@ -22,83 +21,8 @@ PAPER = (
 )
 
 
-def _check_shape(input_shape):
-    shape = tuple(input_shape)
-    if len(shape) != 3 or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
-    ):
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) of positive "
-            f"integers. Received: input_shape={input_shape!r}"
-        )
-    return shape
-
-
-def _check_filters(filters):
-    filters = tuple(filters)
-    if not filters or not all(
-        isinstance(f, int) and not isinstance(f, bool) and f > 0
-        for f in filters
-    ):
-        raise ValueError(
-            "`encoder_filters` must be a non-empty list of positive "
-            f"integers. Received: encoder_filters={filters!r}"
-        )
-    return filters
-
-
-def check_encoder(input_shape, encoder_filters, convs_per_stage):
-    """Validated `(input_shape, encoder_filters)` of `cnn_encoder` (tuples);
-    `ValueError` naming the bad argument otherwise."""
-    input_shape = _check_shape(input_shape)
-    encoder_filters = _check_filters(encoder_filters)
-    check_positive_int("convs_per_stage", convs_per_stage)
-    annotation_grid(input_shape, encoder_filters)
-    return input_shape, encoder_filters
-
-
-def annotation_grid(input_shape, encoder_filters):
-    """`(rows, cols)` of `cnn_encoder`'s feature map (each stage halves)."""
-    stages = len(encoder_filters)
-    rows = input_shape[0] // 2**stages
-    cols = input_shape[1] // 2**stages
-    if rows < 1 or cols < 1:
-        raise ValueError(
-            f"{stages} pooling stages shrink a {input_shape[0]}x"
-            f"{input_shape[1]} image to nothing: use fewer "
-            f"encoder_filters or larger images. Received: "
-            f"input_shape={input_shape}, encoder_filters={encoder_filters}"
-        )
-    return rows, cols
-
-
-def cnn_encoder(input_shape, filters, convs_per_stage, name="encoder"):
-    """Small VGG-style CNN: per stage `convs_per_stage` 3x3 conv-BN-ReLU
-    layers, then 2x2 max pooling; returns the feature map `[h, w, D]`
-    (`h = H / 2^stages`) as a `keras.Sequential` taking uint8 images."""
-    stack = [
-        keras.Input(input_shape, dtype="uint8", name="images"),
-        keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale"),
-    ]
-    for stage, width in enumerate(filters, start=1):
-        for i in range(1, convs_per_stage + 1):
-            stack += [
-                keras.layers.Conv2D(
-                    width,
-                    3,
-                    padding="same",
-                    use_bias=False,
-                    name=f"stage{stage}_conv{i}",
-                ),
-                keras.layers.BatchNormalization(name=f"stage{stage}_bn{i}"),
-                keras.layers.ReLU(name=f"stage{stage}_relu{i}"),
-            ]
-        stack.append(keras.layers.MaxPooling2D(2, name=f"stage{stage}_pool"))
-    return keras.Sequential(stack, name=name)
-
-
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class ShowAttendTell(Captioner):
+class ShowAttendTell(GridCaptioner):
     """Show, Attend and Tell: a CNN encoder and an attentive LSTM decoder.
 
     The encoder (a small VGG-style CNN; the paper used VGG-19's conv5_4)
@@ -200,17 +124,9 @@ class ShowAttendTell(Captioner):
         max_caption_length=24,
         **kwargs,
     ):
-        input_shape, encoder_filters = check_encoder(
-            input_shape, encoder_filters, convs_per_stage
-        )
-        rows, cols = annotation_grid(input_shape, encoder_filters)
-
         # === Layers ===
-        self.encoder = cnn_encoder(
+        input_shape = self.build_encoder(
             input_shape, encoder_filters, convs_per_stage
-        )
-        self.to_annotations = keras.layers.Reshape(
-            (rows * cols, encoder_filters[-1]), name="annotations"
         )
         self.position_embedding = (
             PositionEmbedding(name="position_embedding")
@@ -257,10 +173,7 @@ class ShowAttendTell(Captioner):
 
         # === Config ===
         self.vocab_size = vocab_size
-        self.image_shape = input_shape
         self.attention = attention
-        self.encoder_filters = encoder_filters
-        self.convs_per_stage = convs_per_stage
         self.use_position_embedding = position_embedding
         self.embedding_dim = embedding_dim
         self.units = units
@@ -278,21 +191,14 @@ class ShowAttendTell(Captioner):
         self.stop_key_gradient = stop_key_gradient
         self.samples = samples
         self.seed = seed
-        self._grid = (rows, cols)
 
     def _annotations(self, images, training=None):
-        annotations = self.to_annotations(
-            self.encoder(images, training=training)
-        )
+        annotations = self.annotations(images, training=training)
         if self.position_embedding is not None:
             annotations = self.position_embedding(annotations)
         return annotations
 
     # === Decoding (zoo.decoding step function) ===
-
-    @property
-    def feature_grid(self):
-        return self._grid
 
     def encode(self, images, max_length=None):
         annotations = self._annotations(images, training=False)
@@ -311,10 +217,7 @@ class ShowAttendTell(Captioner):
         return {
             **super().get_config(),
             "vocab_size": self.vocab_size,
-            "input_shape": list(self.image_shape),
             "attention": self.attention,
-            "encoder_filters": list(self.encoder_filters),
-            "convs_per_stage": self.convs_per_stage,
             "position_embedding": self.use_position_embedding,
             "embedding_dim": self.embedding_dim,
             "units": self.units,

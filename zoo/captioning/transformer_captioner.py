@@ -11,11 +11,8 @@ import keras
 from layers import PositionEmbedding
 from layers.validation import check_positive_int
 from layers.validation import check_seed
-from zoo.captioning.captioner import Captioner
+from zoo.captioning.grid_captioner import GridCaptioner
 from zoo.captioning.show_attend_tell import INPUTS
-from zoo.captioning.show_attend_tell import annotation_grid
-from zoo.captioning.show_attend_tell import check_encoder
-from zoo.captioning.show_attend_tell import cnn_encoder
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import START_ID
@@ -24,7 +21,7 @@ from zoo.translation.transformer_decoding import check_transformer_sizes
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class TransformerCaptioner(TransformerDecoding, Captioner):
+class TransformerCaptioner(TransformerDecoding, GridCaptioner):
     """A Transformer decoder captioning the CNN's grid of annotation vectors.
 
     The encoder is Show, Attend and Tell's (`cnn_encoder`: a small
@@ -91,7 +88,7 @@ class TransformerCaptioner(TransformerDecoding, Captioner):
         max_caption_length=24,
         **kwargs,
     ):
-        input_shape, encoder_filters = check_encoder(
+        input_shape = self.build_encoder(
             input_shape, encoder_filters, convs_per_stage
         )
         check_positive_int("vocab_size", vocab_size)
@@ -99,15 +96,8 @@ class TransformerCaptioner(TransformerDecoding, Captioner):
             num_layers, model_dim, num_heads, ff_dim, dropout
         )
         check_seed("seed", seed)
-        rows, cols = annotation_grid(input_shape, encoder_filters)
 
         # === Layers ===
-        self.encoder = cnn_encoder(
-            input_shape, encoder_filters, convs_per_stage
-        )
-        self.to_annotations = keras.layers.Reshape(
-            (rows * cols, encoder_filters[-1]), name="annotations"
-        )
         self.projection = keras.layers.Dense(model_dim, name="projection")
         self.position_embedding = PositionEmbedding(name="position_embedding")
         self.memory_norm = keras.layers.LayerNormalization(
@@ -138,31 +128,21 @@ class TransformerCaptioner(TransformerDecoding, Captioner):
 
         # === Config ===
         self.vocab_size = vocab_size
-        self.image_shape = input_shape
-        self.encoder_filters = encoder_filters
-        self.convs_per_stage = convs_per_stage
         self.num_layers = num_layers
         self.model_dim = model_dim
         self.num_heads = num_heads
         self.ff_dim = ff_dim
         self.dropout = dropout
         self.seed = seed
-        self._grid = (rows, cols)
 
     def _memory(self, images, training=None):
         """`[B, rows * cols, model_dim]` annotation vectors."""
-        annotations = self.to_annotations(
-            self.encoder(images, training=training)
-        )
+        annotations = self.annotations(images, training=training)
         return self.memory_norm(
             self.position_embedding(self.projection(annotations))
         )
 
     # === Decoding (zoo.decoding step function) ===
-
-    @property
-    def feature_grid(self):
-        return self._grid
 
     def encode(self, images, max_length):
         memory = self._memory(images, training=False)
@@ -172,9 +152,6 @@ class TransformerCaptioner(TransformerDecoding, Captioner):
         return {
             **super().get_config(),
             "vocab_size": self.vocab_size,
-            "input_shape": list(self.image_shape),
-            "encoder_filters": list(self.encoder_filters),
-            "convs_per_stage": self.convs_per_stage,
             "num_layers": self.num_layers,
             "model_dim": self.model_dim,
             "num_heads": self.num_heads,
