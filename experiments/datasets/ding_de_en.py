@@ -38,7 +38,6 @@ copy (only the location changes, so the prepared data is the same dataset).
 """
 
 import collections
-import hashlib
 import logging
 import os
 import re
@@ -46,11 +45,12 @@ import re
 import tensorflow_datasets as tfds
 
 from experiments import offline_data
+from experiments.datasets import pair_splits
 
 DEFAULT_PATH = "/usr/share/trans/de-en"
 INSTALL_COMMAND = offline_data.DING_DE_EN_INSTALL_COMMAND
 SPLIT_SEED = 1234
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+SPLIT_FRACTIONS = pair_splits.SPLIT_FRACTIONS
 MIN_WORDS = 4
 PHRASE_WORDS = (2, 8)
 
@@ -200,36 +200,20 @@ def group_pairs(pairs):
         A list parallel to `pairs` with each pair's group key: the smallest
         German key of its group, so it does not depend on pair order.
     """
-    parent = {}
-
-    def find(node):
-        while parent.setdefault(node, node) != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
+    groups = pair_splits.UnionFind()
     for de, en in pairs:
-        a, b = find(("de", _key(de))), find(("en", _key(en)))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+        groups.union(("de", _key(de)), ("en", _key(en)))
     members = collections.defaultdict(list)
     for de, _ in pairs:
-        members[find(("de", _key(de)))].append(_key(de))
+        members[groups.find(("de", _key(de)))].append(_key(de))
     smallest = {root: min(keys) for root, keys in members.items()}
-    return [smallest[find(("de", _key(de)))] for de, _ in pairs]
+    return [smallest[groups.find(("de", _key(de)))] for de, _ in pairs]
 
 
 def assign_split(group_key, seed=SPLIT_SEED, fractions=None):
-    """Maps a group key to a split name by a seeded hash."""
-    fractions = fractions or SPLIT_FRACTIONS
-    digest = hashlib.sha256(f"{seed}:{group_key}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2.0**64
-    cumulative = 0.0
-    for name, fraction in fractions.items():
-        cumulative += fraction
-        if position < cumulative:
-            return name
-    return name  # Rounding: the last split takes the remainder.
+    """Maps a group key to a split name by a seeded hash (the corpus's
+    seed by default; see `pair_splits.assign_split`)."""
+    return pair_splits.assign_split(group_key, seed, fractions)
 
 
 def split_pairs(pairs, seed=SPLIT_SEED):
