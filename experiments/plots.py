@@ -30,6 +30,19 @@ def _save(fig, path, tight=True):
     return path
 
 
+def _save_with_colorbar(fig, path, mappable, axes, label, shrink=0.6, **text):
+    """`_save` with a colour bar of `mappable` beside `axes`, labelled
+    `label` (`text`: its font settings); without one when `mappable` is
+    `None` (nothing was drawn)."""
+    fig.tight_layout()
+    if mappable is not None:
+        colorbar = fig.colorbar(
+            mappable, ax=axes.ravel().tolist(), shrink=shrink
+        )
+        colorbar.set_label(label, **text)
+    return _save(fig, path, tight=False)
+
+
 def _series(history, name):
     return np.array([row.get(name, np.nan) for row in history], "float64")
 
@@ -231,13 +244,9 @@ def attention_overlays(images, maps, path, captions=None, title=""):
         + "attention scaled per image: 0 = its weakest cell, 1 = its strongest",
         fontsize=9,
     )
-    fig.tight_layout()
-    if overlay is not None:
-        colorbar = fig.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.6)
-        colorbar.set_label("relative attention (per image)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_with_colorbar(
+        fig, path, overlay, axes, "relative attention (per image)"
+    )
 
 
 def _word_colour(weight, cmap):
@@ -402,13 +411,9 @@ def alignment_heatmaps(alignments, path, title=""):
             ax.set_xlabel(caption, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if shown is not None:
-        colorbar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.6)
-        colorbar.set_label("attention weight (each row sums to 1)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_with_colorbar(
+        fig, path, shown, axes, "attention weight (each row sums to 1)"
+    )
 
 
 def _caption_attention_row(axes, image, words, maps, boxes, top):
@@ -456,16 +461,6 @@ def _top(maps):
     return top if top > 0 else 1.0
 
 
-def _save_with_colorbar(fig, axes, overlay, top, path):
-    fig.tight_layout()
-    if overlay is not None:
-        colorbar = fig.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8)
-        colorbar.set_label(f"attention weight (0 to {top:.2f})", fontsize=7)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def caption_attention(image, words, maps, path, boxes=None, title=""):
     """One panel per generated word: the attention map over the image.
 
@@ -493,7 +488,15 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
     axes[0, 0].set_title("image", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
-    return _save_with_colorbar(fig, axes, overlay, top, path)
+    return _save_with_colorbar(
+        fig,
+        path,
+        overlay,
+        axes,
+        f"attention weight (0 to {top:.2f})",
+        shrink=0.8,
+        fontsize=7,
+    )
 
 
 def caption_attention_comparison(image, rows, path, boxes=None, title=""):
@@ -524,4 +527,12 @@ def caption_attention_comparison(image, rows, path, boxes=None, title=""):
         axes_row[0].set_ylabel(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save_with_colorbar(fig, axes, overlay, top, path)
+    return _save_with_colorbar(
+        fig,
+        path,
+        overlay,
+        axes,
+        f"attention weight (0 to {top:.2f})",
+        shrink=0.8,
+        fontsize=7,
+    )
