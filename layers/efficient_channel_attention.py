@@ -115,11 +115,7 @@ class EfficientChannelAttention(ChannelGateBase):
         return eca_kernel_size(channels, self.gamma, self.beta)
 
     def build(self, input_shape):
-        name = type(self).__name__
-        vision_utils.check_image_shape(input_shape, name, self.data_format)
-        channels = vision_utils.resolve_channels(
-            self.channels, input_shape, self.data_format, name
-        )
+        channels = self.input_channels(input_shape)
         #: The kernel size in use (adaptive or given), set once built.
         self.kernel_size_ = self._resolve_kernel_size(channels)
         # One filter sliding over the channel axis of [B, C, 1].

@@ -9,14 +9,29 @@ its weights (`attention_scores_shape`).
 
 import keras
 
+from layers import vision_utils
+
 
 class ImageAttentionBase(keras.layers.Layer):
     """A layer `x -> y` with `y.shape == x.shape`, optionally with scores.
 
-    Subclasses implement `call(inputs, return_attention_scores=False,
-    ...)` (returning `outputs` or `(outputs, scores)`, see `with_scores`)
-    and `attention_scores_shape(input_shape)`.
+    Subclasses set `self.data_format` (and `self.channels`, the declared
+    channel count or `None`), implement `call(inputs,
+    return_attention_scores=False, ...)` (returning `outputs` or
+    `(outputs, scores)`, see `with_scores`) and
+    `attention_scores_shape(input_shape)`, and check their input in
+    `build` with `input_channels`.
     """
+
+    def input_channels(self, input_shape):
+        """The channel count of `input_shape`, after checking it: rank-4
+        images in `data_format` with a known channel count equal to
+        `channels` where declared (`ValueError` otherwise)."""
+        name = type(self).__name__
+        vision_utils.check_image_shape(input_shape, name, self.data_format)
+        return vision_utils.resolve_channels(
+            self.channels, input_shape, self.data_format, name
+        )
 
     def attention_scores_shape(self, input_shape):
         """Hook: the shape of the attention weights for `input_shape`."""

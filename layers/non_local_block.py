@@ -158,11 +158,7 @@ class NonLocalBlock(ImageAttentionBase):
         )
 
     def build(self, input_shape):
-        name = type(self).__name__
-        vision_utils.check_image_shape(input_shape, name, self.data_format)
-        channels = vision_utils.resolve_channels(
-            self.channels, input_shape, self.data_format, name
-        )
+        channels = self.input_channels(input_shape)
         hidden = vision_utils.hidden_width(
             channels, self.reduction, self.hidden_channels, self.min_channels
         )

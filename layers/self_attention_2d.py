@@ -116,11 +116,7 @@ class SelfAttention2D(ImageAttentionBase):
         )
 
     def build(self, input_shape):
-        name = type(self).__name__
-        vision_utils.check_image_shape(input_shape, name, self.data_format)
-        channels = vision_utils.resolve_channels(
-            self.channels, input_shape, self.data_format, name
-        )
+        channels = self.input_channels(input_shape)
         _, height, width, _ = vision_utils.nhwc_shape(
             input_shape, self.data_format
         )
@@ -128,8 +124,8 @@ class SelfAttention2D(ImageAttentionBase):
         if self.position_encoding == "absolute":
             if height is None or width is None:
                 raise ValueError(
-                    f"{name} with position_encoding='absolute' needs a "
-                    "known feature-map height and width (the position "
+                    "SelfAttention2D with position_encoding='absolute' "
+                    "needs a known feature-map height and width (the position "
                     "tables are learned per row and column). "
                     f"Received: inputs.shape={tuple(input_shape)}"
                 )

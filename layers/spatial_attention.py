@@ -82,11 +82,7 @@ class SpatialAttention(ImageAttentionBase):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        name = type(self).__name__
-        vision_utils.check_image_shape(input_shape, name, self.data_format)
-        vision_utils.resolve_channels(
-            self.channels, input_shape, self.data_format, name
-        )
+        self.input_channels(input_shape)
         _, height, width, _ = vision_utils.nhwc_shape(
             input_shape, self.data_format
         )
