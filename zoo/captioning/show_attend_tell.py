@@ -20,6 +20,28 @@ PAPER = (
     "Generation with Visual Attention (ICML)"
 )
 
+# The arguments of `ShowAttendTellDecoder` that `ShowAttendTell` takes as
+# its own: passed to the decoder, and read back from its config.
+DECODER_ARGS = (
+    "embedding_dim",
+    "units",
+    "attention_units",
+    "attention",
+    "dropout",
+    "attention_regularizer",
+    "reinforce_weight",
+    "entropy_weight",
+    "baseline_decay",
+    "expectation_probability",
+    "estimator",
+    "baseline",
+    "anneal_steps",
+    "temperature",
+    "stop_key_gradient",
+    "samples",
+    "seed",
+)
+
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
 class ShowAttendTell(GridCaptioner):
@@ -172,25 +194,9 @@ class ShowAttendTell(GridCaptioner):
         )
 
         # === Config ===
+        # The decoder's settings (`DECODER_ARGS`) live in `self.decoder`.
         self.vocab_size = vocab_size
-        self.attention = attention
         self.use_position_embedding = position_embedding
-        self.embedding_dim = embedding_dim
-        self.units = units
-        self.attention_units = attention_units
-        self.dropout = dropout
-        self.attention_regularizer = attention_regularizer
-        self.reinforce_weight = reinforce_weight
-        self.entropy_weight = entropy_weight
-        self.baseline_decay = baseline_decay
-        self.expectation_probability = expectation_probability
-        self.estimator = estimator
-        self.baseline = baseline
-        self.anneal_steps = anneal_steps
-        self.temperature = temperature
-        self.stop_key_gradient = stop_key_gradient
-        self.samples = samples
-        self.seed = seed
 
     def _annotations(self, images, training=None):
         annotations = self.annotations(images, training=training)
@@ -214,27 +220,12 @@ class ShowAttendTell(GridCaptioner):
         return logits, [h, c], alpha
 
     def get_config(self):
+        decoder = self.decoder.get_config()
         return {
             **super().get_config(),
             "vocab_size": self.vocab_size,
-            "attention": self.attention,
             "position_embedding": self.use_position_embedding,
-            "embedding_dim": self.embedding_dim,
-            "units": self.units,
-            "attention_units": self.attention_units,
-            "dropout": self.dropout,
-            "attention_regularizer": self.attention_regularizer,
-            "reinforce_weight": self.reinforce_weight,
-            "entropy_weight": self.entropy_weight,
-            "baseline_decay": self.baseline_decay,
-            "expectation_probability": self.expectation_probability,
-            "estimator": self.estimator,
-            "baseline": self.baseline,
-            "anneal_steps": self.anneal_steps,
-            "temperature": self.temperature,
-            "stop_key_gradient": self.stop_key_gradient,
-            "samples": self.samples,
-            "seed": self.seed,
+            **{name: decoder[name] for name in DECODER_ARGS},
         }
 
 
