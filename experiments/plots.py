@@ -461,6 +461,20 @@ def _top(maps):
     return top if top > 0 else 1.0
 
 
+def _save_caption_figure(fig, path, overlay, axes, top):
+    """`_save_with_colorbar` for the caption figures: one shared scale,
+    0 to `top`."""
+    return _save_with_colorbar(
+        fig,
+        path,
+        overlay,
+        axes,
+        f"attention weight (0 to {top:.2f})",
+        shrink=0.8,
+        fontsize=7,
+    )
+
+
 def caption_attention(image, words, maps, path, boxes=None, title=""):
     """One panel per generated word: the attention map over the image.
 
@@ -488,15 +502,7 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
     axes[0, 0].set_title("image", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
-    return _save_with_colorbar(
-        fig,
-        path,
-        overlay,
-        axes,
-        f"attention weight (0 to {top:.2f})",
-        shrink=0.8,
-        fontsize=7,
-    )
+    return _save_caption_figure(fig, path, overlay, axes, top)
 
 
 def caption_attention_comparison(image, rows, path, boxes=None, title=""):
@@ -527,12 +533,4 @@ def caption_attention_comparison(image, rows, path, boxes=None, title=""):
         axes_row[0].set_ylabel(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save_with_colorbar(
-        fig,
-        path,
-        overlay,
-        axes,
-        f"attention weight (0 to {top:.2f})",
-        shrink=0.8,
-        fontsize=7,
-    )
+    return _save_caption_figure(fig, path, overlay, axes, top)
