@@ -142,3 +142,33 @@ def test_bad_arguments(kwargs, match):
 def test_bad_rank(shape):
     with pytest.raises(ValueError, match=r"rank-4.*inputs.shape"):
         EfficientChannelAttention()(np.zeros(shape, "float32"))
+
+
+def test_banded_matmul_gives_the_convolution_and_its_gradients():
+    # The layer computes its 1-D convolution as a banded matmul: outputs
+    # and gradients equal those of the Conv1D it holds the weights of.
+    from keras import ops
+
+    from tests.testing import compute_gradients
+    from tests.testing import layer_gradients
+
+    x = np.random.default_rng(2).normal(size=(2, 5, 4, 12)).astype("float32")
+    layer = EfficientChannelAttention(kernel_size=5)
+    layer.build(x.shape)
+    ref.randomize_weights(layer, seed=3)
+
+    def plain(t):
+        descriptor = ops.expand_dims(ops.mean(t, axis=(1, 2)), -1)
+        logits = ops.squeeze(layer.conv(descriptor), -1)
+        return t * ops.sigmoid(logits)[:, None, None, :]
+
+    weights = np.random.default_rng(4).normal(size=x.shape).astype("float32")
+    np.testing.assert_allclose(
+        ref.to_numpy(layer(x)), ref.to_numpy(plain(x)), atol=1e-6
+    )
+    (grad,) = compute_gradients(lambda t: layer(t) * weights, [x])
+    (expected,) = compute_gradients(lambda t: plain(t) * weights, [x])
+    np.testing.assert_allclose(grad, expected, atol=1e-5)
+    (kernel_grad,) = layer_gradients(layer, lambda: layer(x) * weights)
+    (expected,) = layer_gradients(layer, lambda: plain(x) * weights)
+    np.testing.assert_allclose(kernel_grad, expected, atol=1e-5)

@@ -16,6 +16,7 @@ from layers import BahdanauAttention
 from layers import LuongAttention
 from layers.validation import check_choice
 from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
@@ -174,10 +175,7 @@ class RNNTranslator(Translator):
                     "of equal size: use merge_mode='sum'. Received: "
                     f"score={score!r}, merge_mode={merge_mode!r}"
                 )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
+        check_rate("dropout", dropout)
         recurrent = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
         cell_class = {
             "gru": keras.layers.GRUCell,
