@@ -291,6 +291,7 @@ class ImageClassificationTask(ClassificationTask):
     def export(self, model, data, config, path):
         height, width, channels = data.info["input_shape"]
         names = tf.constant(data.info["label_names"])
+        num_classes = len(data.info["label_names"])
         trained_size = tf.constant([height, width, channels], tf.int32)
 
         # Any image size is accepted and resized (bilinear, antialiased) to
@@ -323,7 +324,14 @@ class ImageClassificationTask(ClassificationTask):
             )
             images = tf.cond(same, lambda: images, resize)
             images = tf.ensure_shape(images, [None, height, width, channels])
-            probabilities = tf.cast(model(images, training=False), tf.float32)
+            # An empty request skips the model: some CPU matmul kernels
+            # (oneDNN on AVX-512 Intel CPUs) reject a batch of zero rows
+            # inside MLP-Mixer's token mixing.
+            probabilities = tf.cond(
+                tf.shape(images)[0] > 0,
+                lambda: tf.cast(model(images, training=False), tf.float32),
+                lambda: tf.zeros([0, num_classes], tf.float32),
+            )
             batch = tf.shape(probabilities)[0]
             return {
                 # [B, 3] the trained [height, width, channels] (every row).
