@@ -105,8 +105,9 @@ def open_run(run_dir):
     damaged = rundir.damaged_outputs(run_dir)
     if damaged:
         raise UserError(
-            "; ".join(damaged) + " since the run wrote it. Rerun the run "
-            "with the same --out to rewrite its outputs."
+            f"The outputs of the run {run_dir!r} changed after it wrote "
+            f"them: {'; '.join(damaged)}. Rerun it with the same --out to "
+            "rewrite them."
         )
     return config
 
