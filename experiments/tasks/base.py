@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 
 import numpy as np
+import tensorflow as tf
 
 import zoo
 from experiments.errors import UserError
@@ -60,6 +61,30 @@ class TaskData:
     info: dict = dataclasses.field(default_factory=dict)
     extras: dict = dataclasses.field(default_factory=dict)
     train_stream: object = None
+
+    @classmethod
+    def from_stream(cls, stream, **kwargs):
+        """A `TaskData` that trains on `stream`.
+
+        `train` is the stream's first epoch (prefetched) and
+        `steps_per_epoch` its steps; `kwargs` are the other attributes.
+
+        Args:
+            stream: an `experiments.data.TrainStream`.
+        """
+        return cls(
+            train=stream.epoch(0).prefetch(tf.data.AUTOTUNE),
+            train_stream=stream,
+            steps_per_epoch=stream.steps_per_epoch,
+            **kwargs,
+        )
+
+
+def check_split_size(count, split, role):
+    """Raises `UserError` when the `role` ("training", "test") split is
+    empty (`count` examples)."""
+    if not count:
+        raise UserError(f"The {role} split {split!r} is empty.")
 
 
 class Task:

@@ -27,6 +27,7 @@ runs in the graph, so only core TensorFlow is needed to serve it.
 """
 
 import collections
+import functools
 import os
 import time
 
@@ -40,8 +41,11 @@ from experiments import plots
 from experiments.configs.seq2seq import SEARCHES
 from experiments.errors import UserError
 from experiments.tasks.base import TaskData
+from experiments.tasks.base import check_split_size
+from experiments.tasks.seq2seq import Search
 from experiments.tasks.seq2seq import Seq2SeqTask
 from experiments.tasks.seq2seq import export_searches
+from experiments.tasks.seq2seq import serve_nonempty
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
 from zoo.tokens import RESERVED_TOKENS
@@ -238,8 +242,7 @@ class CaptioningTask(Seq2SeqTask):
         train, num_images = self._examples(
             builder, cfg.train_split, cfg, shape, cfg.max_train_examples
         )
-        if num_images == 0:
-            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        check_split_size(num_images, cfg.train_split, "training")
         texts = [
             t.decode("utf-8")
             for captions in train.map(
@@ -310,18 +313,15 @@ class CaptioningTask(Seq2SeqTask):
         test, num_test = self._examples(
             builder, cfg.test_split, cfg, shape, cfg.max_eval_examples
         )
-        if num_test == 0:
-            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        check_split_size(num_test, cfg.test_split, "test")
         test = test.padded_batch(
             cfg.eval_batch_size,
             padding_values=(tf.constant(0, tf.uint8), "", -1.0),
         ).prefetch(AUTOTUNE)
-        return CaptioningData(
-            train=stream.epoch(0).prefetch(AUTOTUNE),
-            train_stream=stream,
+        return CaptioningData.from_stream(
+            stream,
             validation=validation,
             test=test,
-            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "image_shape": list(shape),
@@ -557,20 +557,14 @@ class CaptioningTask(Seq2SeqTask):
         )
 
 
-def make_serving_fn(
-    model,
-    vocabulary,
-    method,
-    max_caption_length,
-    beam_width=3,
-    length_penalty=0.0,
-):
+def make_serving_fn(model, vocabulary, search):
     """`tf.function`: uint8 images `[B, H, W, C]` -> dict of captions.
 
     Images of another size are resized (bilinear, antialiased) to the
     model's; one channel is tiled to three and three are converted to grey
     as the model needs; any other channel count fails with a clear
-    `InvalidArgumentError`. An empty batch gives empty outputs.
+    `InvalidArgumentError`. An empty batch gives empty outputs. `search`
+    is the `Search` the captions are decoded with.
     """
     height, width, channels = (int(d) for d in model.image_shape)
     rows, cols = model.feature_grid
@@ -590,7 +584,6 @@ def make_serving_fn(
             "images at least 1x1",
             nonempty_axes=(1, 2),
         )
-        batch = tf.shape(images)[0]
         given = tf.shape(images)[3]
         images = export_lib.pass_if(
             tf.logical_or(tf.equal(given, 1), tf.equal(given, 3)),
@@ -602,13 +595,11 @@ def make_serving_fn(
             ],
         )
         images = tf.ensure_shape(images, [None, None, None, None])
-        # An empty batch runs one blank image (the recurrent decoder
-        # cannot step over zero examples); outputs are cut back below.
-        images = tf.cond(
-            batch > 0,
-            lambda: images,
-            lambda: tf.zeros([1, height, width, given], tf.uint8),
-        )
+        placeholder = tf.zeros([1, height, width, given], tf.uint8)
+        return serve_nonempty(images, placeholder, caption_images)
+
+    def caption_images(images):
+        given = tf.shape(images)[3]
         pixels = tf.cast(images, tf.float32)
         if channels == 3:
             pixels = tf.cond(
@@ -635,13 +626,7 @@ def make_serving_fn(
         )
         pixels = tf.ensure_shape(pixels, [None, height, width, channels])
         pixels = tf.cast(tf.round(tf.clip_by_value(pixels, 0, 255)), tf.uint8)
-        result = model.generate(
-            pixels,
-            method=method,
-            max_length=max_caption_length,
-            beam_width=beam_width,
-            length_penalty=length_penalty,
-        ).best()
+        result = search.best(model, pixels)
         tokens = result.tokens
         is_word = tokens > END_ID
         token_text = tf.where(is_word, tf.gather(words, tokens), "")
@@ -649,7 +634,7 @@ def make_serving_fn(
             tf.ragged.boolean_mask(token_text, is_word), axis=-1, separator=" "
         )
         length = tf.shape(tokens)[1]
-        outputs = {
+        return {
             # [B] the caption.
             "caption": caption,
             # [B, L] its words ("" after the last word).
@@ -661,7 +646,6 @@ def make_serving_fn(
             # [B] whether the image was resized to the model's size.
             "resized": tf.fill(tf.shape(tokens)[:1], resized),
         }
-        return {key: value[:batch] for key, value in outputs.items()}
 
     return serve
 
@@ -681,18 +665,12 @@ def export_captioner(
     search is a second signature named after it. Both take `images`, a
     uint8 `[B, H, W, C]` batch.
     """
-
-    def serving_fn(method):
-        return make_serving_fn(
-            model,
-            vocabulary,
-            method,
-            max_caption_length,
-            beam_width,
-            length_penalty,
-        )
-
-    return export_searches(path, model, serving_fn, search)
+    return export_searches(
+        path,
+        model,
+        functools.partial(make_serving_fn, model, vocabulary),
+        Search(search, max_caption_length, beam_width, length_penalty),
+    )
 
 
 TASK = CaptioningTask()

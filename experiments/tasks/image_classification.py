@@ -22,6 +22,7 @@ from experiments import plots
 from experiments.configs.image_classification import AUGMENTATIONS
 from experiments.errors import UserError
 from experiments.tasks.base import TaskData
+from experiments.tasks.base import check_split_size
 from experiments.tasks.base import pick_examples
 from experiments.tasks.classification import ClassificationTask
 from experiments.tasks.classification import label_names
@@ -155,8 +156,7 @@ class ImageClassificationTask(ClassificationTask):
         examples, num_train = self._examples(
             builder, cfg.train_split, cfg, shape, cfg.max_train_examples
         )
-        if num_train == 0:
-            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        check_split_size(num_train, cfg.train_split, "training")
         augment = self._augment(cfg, shape) if cfg.augment != "none" else None
 
         def prepare(example, seed):
@@ -187,15 +187,12 @@ class ImageClassificationTask(ClassificationTask):
         test, num_test = self._examples(
             builder, cfg.test_split, cfg, shape, cfg.max_eval_examples
         )
-        if num_test == 0:
-            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        check_split_size(num_test, cfg.test_split, "test")
         test = test.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
-        return TaskData(
-            train=stream.epoch(0).prefetch(AUTOTUNE),
-            train_stream=stream,
+        return TaskData.from_stream(
+            stream,
             validation=validation,
             test=test,
-            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "input_shape": list(shape),

@@ -10,8 +10,10 @@ and the export; a subclass supplies its data (`load_data`,
 """
 
 import os
+import typing
 
 import keras
+import tensorflow as tf
 
 from experiments import export as export_lib
 from experiments.configs.seq2seq import SEARCHES
@@ -106,28 +108,69 @@ class Seq2SeqTask(Task):
         write_text(os.path.join(run_dir, "samples.md"), "\n".join(lines))
 
 
+class Search(typing.NamedTuple):
+    """How a serving function decodes: one search and its settings.
+
+    Attributes:
+        method: `"greedy"` or `"beam"`.
+        max_length: maximum number of produced tokens.
+        beam_width: beams per example (beam search).
+        length_penalty: GNMT alpha (beam search).
+    """
+
+    method: str
+    max_length: int
+    beam_width: int
+    length_penalty: float
+
+    def best(self, model, inputs):
+        """`model.generate(inputs, ...).best()`: `[B, ...]` results."""
+        return model.generate(
+            inputs,
+            method=self.method,
+            max_length=self.max_length,
+            beam_width=self.beam_width,
+            length_penalty=self.length_penalty,
+        ).best()
+
+
+def serve_nonempty(inputs, placeholder, serve):
+    """`serve(inputs)` (a dict of `[B, ...]` outputs) for any batch size.
+
+    Recurrent layers cannot step over zero examples: an empty batch runs
+    `placeholder` (a batch of one) instead, and every output is cut back
+    to the real batch size.
+    """
+    batch = tf.shape(inputs)[0]
+    inputs = tf.cond(batch > 0, lambda: inputs, lambda: placeholder)
+    return {key: value[:batch] for key, value in serve(inputs).items()}
+
+
 def export_searches(path, model, serving_fn, search, track=()):
     """Exports one serving function per search, atomically.
 
     Args:
         path: destination folder of the SavedModel.
         model: the `zoo.SequenceGenerator` the functions decode with.
-        serving_fn: `method -> tf.function` (with an input signature) for
-            each search of `SEARCHES`.
-        search: the search of `serving_default`; the other search is a
-            second signature named after it.
+        serving_fn: `Search -> tf.function` (with an input signature).
+        search: the `Search` of `serving_default`; the other method of
+            `SEARCHES`, with the same settings, is a second signature
+            named after it.
         track: further objects the functions use (tokenisers, lookup
             tables), saved with the model.
 
     Returns:
         `path`.
     """
-    fns = {method: serving_fn(method) for method in SEARCHES}
-    other = next(method for method in SEARCHES if method != search)
+    fns = {
+        method: serving_fn(search._replace(method=method))
+        for method in SEARCHES
+    }
+    other = next(method for method in SEARCHES if method != search.method)
     return export_lib.export_saved_model(
         path,
         model,
-        fns[search],
+        fns[search.method],
         extra_endpoints={other: fns[other]},
         track=track,
     )

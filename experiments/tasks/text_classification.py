@@ -30,6 +30,7 @@ from experiments.configs.text_classification import ABLATION_MODELS
 from experiments.errors import UserError
 from experiments.rundir import write_text
 from experiments.tasks.base import TaskData
+from experiments.tasks.base import check_split_size
 from experiments.tasks.base import pick_examples
 from experiments.tasks.classification import ClassificationTask
 from experiments.tasks.classification import label_names
@@ -238,15 +239,12 @@ class TextClassificationTask(ClassificationTask):
             builder, cfg.test_split, cfg, cfg.max_eval_examples
         )
         test_texts, test_labels = _read(test)
-        if not test_texts:
-            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        check_split_size(len(test_texts), cfg.test_split, "test")
         self._check_labels(test_labels, cfg.test_split, num_classes)
-        return TaskData(
-            train=stream.epoch(0).prefetch(AUTOTUNE),
-            train_stream=stream,
+        return TaskData.from_stream(
+            stream,
             validation=validation,
             test=test.batch(cfg.eval_batch_size),
-            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "text_key": cfg.text_key,

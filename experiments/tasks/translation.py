@@ -22,6 +22,7 @@ truncation flag; tokenisers and search are inside the graph and need only
 core TensorFlow to load.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -40,8 +41,11 @@ from experiments import wordpiece
 from experiments.configs.seq2seq import SEARCHES
 from experiments.errors import UserError
 from experiments.tasks.base import TaskData
+from experiments.tasks.base import check_split_size
+from experiments.tasks.seq2seq import Search
 from experiments.tasks.seq2seq import Seq2SeqTask
 from experiments.tasks.seq2seq import export_searches
+from experiments.tasks.seq2seq import serve_nonempty
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
 from zoo.tokens import RESERVED_TOKENS
@@ -270,8 +274,7 @@ class TranslationTask(Seq2SeqTask):
         train_pairs, num_pairs = self._pairs(
             builder, cfg.train_split, cfg, cfg.max_train_examples
         )
-        if num_pairs == 0:
-            raise UserError(f"The training split {cfg.train_split!r} is empty.")
+        check_split_size(num_pairs, cfg.train_split, "training")
         vocabs = [
             _vocabulary(
                 builder,
@@ -316,15 +319,12 @@ class TranslationTask(Seq2SeqTask):
         test_pairs, num_test = self._pairs(
             builder, cfg.test_split, cfg, cfg.max_eval_examples
         )
-        if num_test == 0:
-            raise UserError(f"The test split {cfg.test_split!r} is empty.")
+        check_split_size(num_test, cfg.test_split, "test")
         test = test_pairs.batch(cfg.eval_batch_size).prefetch(AUTOTUNE)
-        return TranslationData(
-            train=stream.epoch(0).prefetch(AUTOTUNE),
-            train_stream=stream,
+        return TranslationData.from_stream(
+            stream,
             validation=validation,
             test=test,
-            steps_per_epoch=stream.steps_per_epoch,
             info={
                 "dataset": builder.info.full_name,
                 "source_key": cfg.source_key,
@@ -574,16 +574,14 @@ class TranslationTask(Seq2SeqTask):
 
 
 def make_serving_fn(
-    model,
-    source_tokenizer,
-    target_tokenizer,
-    method,
-    max_source_length,
-    max_target_length,
-    beam_width=4,
-    length_penalty=0.6,
+    model, source_tokenizer, target_tokenizer, max_source_length, search
 ):
-    """`tf.function`: source strings `[B]` -> dict of translation outputs."""
+    """`tf.function`: source strings `[B]` -> dict of translation outputs.
+
+    Sources are cut to `max_source_length` tokens; `search` is the
+    `Search` the translations are decoded with. An empty batch gives empty
+    outputs.
+    """
     with_attention = getattr(model, "has_attention", True)
 
     @tf.function(
@@ -593,25 +591,16 @@ def make_serving_fn(
         sentences = export_lib.serving_input(
             sentences, [None], "`sentences`: a 1-D tf.string batch"
         )
-        # An empty batch runs one placeholder sentence (recurrent layers
-        # cannot step over zero examples); the results are cut back below.
-        batch = tf.shape(sentences)[0]
-        sentences = tf.cond(
-            batch > 0, lambda: sentences, lambda: tf.constant([""])
-        )
+        return serve_nonempty(sentences, tf.constant([""]), translate)
+
+    def translate(sentences):
         ids, truncated = encode_sources(
             source_tokenizer, sentences, max_source_length
         )
         # [B] sources without a token (empty, only spaces): translated to
         # "" with score 0, not to whatever the decoder says about nothing.
         empty = tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32), axis=1) <= 2
-        result = model.generate(
-            ids,
-            method=method,
-            max_length=max_target_length,
-            beam_width=beam_width,
-            length_penalty=length_penalty,
-        ).best()
+        result = search.best(model, ids)
         lengths = tf.where(empty, 0, result.lengths)
         best = tf.where(empty[:, None], PAD_ID, result.tokens)
         score = tf.where(empty, 0.0, result.scores)
@@ -637,7 +626,7 @@ def make_serving_fn(
             outputs["attention"] = tf.where(
                 empty[:, None, None], 0.0, result.attention
             )
-        return {key: value[:batch] for key, value in outputs.items()}
+        return outputs
 
     return serve
 
@@ -659,24 +648,17 @@ def export_translator(
     search is the second signature (named after it). Both take
     `sentences`, a `tf.string` `[B]`.
     """
-
-    def serving_fn(method):
-        return make_serving_fn(
-            model,
-            source_tokenizer,
-            target_tokenizer,
-            method,
-            max_source_length,
-            max_target_length,
-            beam_width,
-            length_penalty,
-        )
-
     return export_searches(
         path,
         model,
-        serving_fn,
-        search,
+        functools.partial(
+            make_serving_fn,
+            model,
+            source_tokenizer,
+            target_tokenizer,
+            max_source_length,
+        ),
+        Search(search, max_target_length, beam_width, length_penalty),
         track=(source_tokenizer, target_tokenizer),
     )
 

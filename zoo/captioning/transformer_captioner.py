@@ -7,11 +7,9 @@ Transformer captioners that followed Xu et al. 2015 (e.g. Cornia et al.
 """
 
 import keras
-from keras import ops
 
 from layers import PositionEmbedding
 from layers.validation import check_positive_int
-from layers.validation import check_rate
 from layers.validation import check_seed
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell import INPUTS
@@ -21,12 +19,12 @@ from zoo.captioning.show_attend_tell import cnn_encoder
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import START_ID
-from zoo.translation.token_position_embedding import TokenPositionEmbedding
-from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
+from zoo.translation.transformer_decoding import TransformerDecoding
+from zoo.translation.transformer_decoding import check_transformer_sizes
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class TransformerCaptioner(Captioner):
+class TransformerCaptioner(TransformerDecoding, Captioner):
     """A Transformer decoder captioning the CNN's grid of annotation vectors.
 
     The encoder is Show, Attend and Tell's (`cnn_encoder`: a small
@@ -96,20 +94,10 @@ class TransformerCaptioner(Captioner):
         input_shape, encoder_filters = check_encoder(
             input_shape, encoder_filters, convs_per_stage
         )
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("num_layers", num_layers),
-            ("model_dim", model_dim),
-            ("num_heads", num_heads),
-            ("ff_dim", ff_dim),
-        ):
-            check_positive_int(name, value)
-        if model_dim % num_heads:
-            raise ValueError(
-                "`model_dim` must be divisible by `num_heads`. Received: "
-                f"model_dim={model_dim}, num_heads={num_heads}"
-            )
-        check_rate("dropout", dropout)
+        check_positive_int("vocab_size", vocab_size)
+        check_transformer_sizes(
+            num_layers, model_dim, num_heads, ff_dim, dropout
+        )
         check_seed("seed", seed)
         rows, cols = annotation_grid(input_shape, encoder_filters)
 
@@ -125,34 +113,23 @@ class TransformerCaptioner(Captioner):
         self.memory_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, name="memory_norm"
         )
-        self.word_embedding = TokenPositionEmbedding(
-            vocab_size, model_dim, name="word_embedding"
+        self.build_decoder(
+            vocab_size,
+            num_layers=num_layers,
+            model_dim=model_dim,
+            num_heads=num_heads,
+            ff_dim=ff_dim,
+            dropout=dropout,
+            seed=seed,
+            embedding_name="word_embedding",
         )
-        self.embedding_dropout = keras.layers.Dropout(
-            dropout, seed=seed, name="embedding_dropout"
-        )
-        self.decoder_blocks = [
-            TransformerDecoderBlock(
-                num_heads, ff_dim, dropout, True, name=f"decoder_{i}"
-            )
-            for i in range(num_layers)
-        ]
-        self.decoder_norm = keras.layers.LayerNormalization(
-            epsilon=1e-6, name="decoder_norm"
-        )
-        self.output_dense = keras.layers.Dense(vocab_size, name="logits")
 
         # === Functional Model ===
         images = keras.Input(input_shape, dtype="uint8", name="images")
         target_in = keras.Input((None,), dtype="int32", name="target_in")
-        memory = self._memory(images)
-        x = self.embedding_dropout(self.word_embedding(target_in))
-        for block in self.decoder_blocks:
-            x = block(x, memory)
-        logits = self.output_dense(self.decoder_norm(x))
         super().__init__(
             inputs={"images": images, "target_in": target_in},
-            outputs=logits,
+            outputs=self.decode(target_in, self._memory(images)),
             start_id=start_id,
             end_id=end_id,
             max_caption_length=max_caption_length,
@@ -189,32 +166,7 @@ class TransformerCaptioner(Captioner):
 
     def encode(self, images, max_length):
         memory = self._memory(images, training=False)
-        batch = ops.shape(images)[0]
-        state = [
-            block.initialize_cache(batch, max_length)
-            for block in self.decoder_blocks
-        ]
-        context = {
-            "cross_caches": [
-                block.cross_attention_cache(memory)
-                for block in self.decoder_blocks
-            ]
-        }
-        return state, context
-
-    def decode_step(self, tokens, state, context, step):
-        x = self.word_embedding(tokens[:, None], start_index=step)
-        new_state = []
-        weights = None
-        for block, cache, cross in zip(
-            self.decoder_blocks, state, context["cross_caches"]
-        ):
-            x, cache, weights = block.step(x, cache, cross, None, step)
-            new_state.append(cache)
-        logits = self.output_dense(self.decoder_norm(x))[:, 0]
-        # Last block's cross-attention, mean over heads: [N, rows * cols].
-        attention = ops.mean(weights[:, :, 0, :], axis=1)
-        return logits, new_state, attention
+        return self.start_decoding(memory, max_length)
 
     def get_config(self):
         return {

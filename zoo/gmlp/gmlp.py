@@ -8,12 +8,10 @@ defaults are the paper's gMLP-Ti (depth 30, width 128, d_ffn 768), with
 patches of 4 pixels for 32x32 images.
 """
 
-import keras
 
 from layers import GatedMLPBlock
-from layers import PatchEmbedding
-from zoo.image_inputs import check_patch_size
-from zoo.image_inputs import image_inputs
+from zoo.image_inputs import patch_tokens
+from zoo.image_inputs import token_classifier
 from zoo.registry import register_model
 
 
@@ -51,22 +49,13 @@ def gmlp(
     >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-
-    check_patch_size(input_shape, patch_size)
     # === Functional Model ===
-    inputs, x = image_inputs(input_shape, num_classes)
-    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    inputs, x = patch_tokens(input_shape, num_classes, patch_size, embed_dim)
     for i in range(depth):
         x = GatedMLPBlock(
             ffn_dim=ffn_dim, dropout=dropout, name=f"gmlp_block{i + 1}"
         )(x)
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    x = keras.layers.Dense(num_classes, name="logits")(x)
-    outputs = keras.layers.Activation(
-        "softmax", dtype="float32", name="probabilities"
-    )(x)
-    return keras.Model(inputs, outputs, name=name)
+    return token_classifier(inputs, x, num_classes, name)
 
 
 register_model(

@@ -7,12 +7,10 @@ channel-mixing MLP; a LayerNorm, global average pooling over the patches
 and a linear classifier follow.
 """
 
-import keras
 
 from layers import MixerBlock
-from layers import PatchEmbedding
-from zoo.image_inputs import check_patch_size
-from zoo.image_inputs import image_inputs
+from zoo.image_inputs import patch_tokens
+from zoo.image_inputs import token_classifier
 from zoo.registry import register_model
 
 
@@ -54,11 +52,8 @@ def mlp_mixer(
     >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-
-    check_patch_size(input_shape, patch_size)
     # === Functional Model ===
-    inputs, x = image_inputs(input_shape, num_classes)
-    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    inputs, x = patch_tokens(input_shape, num_classes, patch_size, embed_dim)
     for i in range(depth):
         x = MixerBlock(
             tokens_mlp_dim=tokens_mlp_dim,
@@ -66,13 +61,7 @@ def mlp_mixer(
             dropout=dropout,
             name=f"mixer_block{i + 1}",
         )(x)
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    x = keras.layers.Dense(num_classes, name="logits")(x)
-    outputs = keras.layers.Activation(
-        "softmax", dtype="float32", name="probabilities"
-    )(x)
-    return keras.Model(inputs, outputs, name=name)
+    return token_classifier(inputs, x, num_classes, name)
 
 
 register_model(

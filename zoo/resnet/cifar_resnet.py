@@ -13,6 +13,7 @@ import keras
 
 import layers
 from layers.validation import check_positive_int
+from zoo.image_inputs import class_probabilities
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
 from zoo.resnet.zero_pad_shortcut import ZeroPadShortcut
@@ -173,10 +174,7 @@ def cifar_resnet(
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    x = keras.layers.Dense(num_classes, name="logits")(x)
-    outputs = keras.layers.Activation(
-        "softmax", dtype="float32", name="probabilities"
-    )(x)
+    outputs = class_probabilities(x, num_classes)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from layers import MultiHeadAttention
+from zoo.translation.transformer_block import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class TransformerDecoderBlock(keras.layers.Layer):
+class TransformerDecoderBlock(TransformerBlock):
     """Causal self-attention, cross-attention over the encoder, feed-forward.
 
     Vaswani et al. 2017, §3.1, on this project's `MultiHeadAttention`:
@@ -15,14 +15,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
     at a time with `step`, which keeps the self-attention keys/values in a
     static-shape cache and reads the encoder's keys/values from a cache
     computed once (`cross_attention_cache`). Pre-LN by default (see
-    `TransformerEncoderBlock`).
+    `TransformerBlock`).
 
-    Args:
-        num_heads: attention heads.
-        ff_dim: hidden size of the feed-forward network.
-        dropout: dropout on attention weights and sub-layer outputs.
-        norm_first: pre-LN (`True`) or post-LN.
-        **kwargs: base layer arguments.
+    Args: those of `TransformerBlock`.
 
     Call arguments:
         inputs: `[B, T, D]` embedded target tokens.
@@ -35,68 +30,22 @@ class TransformerDecoderBlock(keras.layers.Layer):
         `[B, T, D]`.
     """
 
-    def __init__(
-        self, num_heads, ff_dim, dropout=0.1, norm_first=True, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.ff_dim = ff_dim
-        self.dropout = dropout
-        self.norm_first = norm_first
-        self.supports_masking = True
-
     def build(self, inputs_shape, memory_shape):
-        dim = inputs_shape[-1]
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            dim // self.num_heads,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="self_attention",
+        self.self_attention = self.attention_layer(
+            "self_attention", inputs_shape, inputs_shape
         )
-        self.self_attention.build(inputs_shape, inputs_shape)
-        self.cross_attention = MultiHeadAttention(
-            self.num_heads,
-            dim // self.num_heads,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name="cross_attention",
+        self.cross_attention = self.attention_layer(
+            "cross_attention", inputs_shape, memory_shape
         )
-        self.cross_attention.build(inputs_shape, memory_shape)
-        self.norms = []
-        for name in ("self_attention_norm", "cross_attention_norm", "ff_norm"):
-            norm = keras.layers.LayerNormalization(
-                epsilon=1e-6, dtype=self.dtype_policy, name=name
+        self.norms = [
+            self.layer_norm(name, inputs_shape)
+            for name in (
+                "self_attention_norm",
+                "cross_attention_norm",
+                "ff_norm",
             )
-            norm.build(inputs_shape)
-            self.norms.append(norm)
-        self.ff_inner = keras.layers.Dense(
-            self.ff_dim,
-            activation="relu",
-            dtype=self.dtype_policy,
-            name="ff_inner",
-        )
-        self.ff_inner.build(inputs_shape)
-        self.ff_outer = keras.layers.Dense(
-            dim, dtype=self.dtype_policy, name="ff_outer"
-        )
-        self.ff_outer.build((*inputs_shape[:-1], self.ff_dim))
-        self.sublayer_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="sublayer_dropout"
-        )
-
-    def _residual(self, x, norm, fn, training):
-        if self.norm_first:
-            return x + self.sublayer_dropout(fn(norm(x)), training=training)
-        return norm(x + self.sublayer_dropout(fn(x), training=training))
-
-    def _feed_forward(self, x, training):
-        return self._residual(
-            x,
-            self.norms[2],
-            lambda h: self.ff_outer(self.ff_inner(h)),
-            training,
-        )
+        ]
+        self.build_feed_forward(inputs_shape)
 
     def call(
         self,
@@ -124,9 +73,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 training=training,
             )
 
-        x = self._residual(inputs, self.norms[0], self_attend, training)
-        x = self._residual(x, self.norms[1], cross_attend, training)
-        return self._feed_forward(x, training)
+        x = self.residual(inputs, self.norms[0], self_attend, training)
+        x = self.residual(x, self.norms[1], cross_attend, training)
+        return self.feed_forward(x, self.norms[2], training)
 
     # === Incremental decoding ===
 
@@ -167,19 +116,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             )
             return out
 
-        x = self._residual(inputs, self.norms[0], self_attend, False)
-        x = self._residual(x, self.norms[1], cross_attend, False)
-        x = self._feed_forward(x, False)
+        x = self.residual(inputs, self.norms[0], self_attend, False)
+        x = self.residual(x, self.norms[1], cross_attend, False)
+        x = self.feed_forward(x, self.norms[2], False)
         return x, outputs["cache"], ops.cast(outputs["weights"], "float32")
-
-    def compute_output_shape(self, inputs_shape, memory_shape):
-        return inputs_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "ff_dim": self.ff_dim,
-            "dropout": self.dropout,
-            "norm_first": self.norm_first,
-        }

@@ -8,20 +8,20 @@ import keras
 from keras import ops
 
 from layers.validation import check_positive_int
-from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
 from zoo.tokens import START_ID
 from zoo.translation.rnn_translator import INPUTS
 from zoo.translation.token_position_embedding import TokenPositionEmbedding
-from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
+from zoo.translation.transformer_decoding import TransformerDecoding
+from zoo.translation.transformer_decoding import check_transformer_sizes
 from zoo.translation.transformer_encoder_block import TransformerEncoderBlock
 from zoo.translation.translator import Translator
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class TransformerTranslator(Translator):
+class TransformerTranslator(TransformerDecoding, Translator):
     """An encoder-decoder Transformer translator (functional, teacher-forced).
 
     Token embeddings scaled by `sqrt(model_dim)` plus sinusoidal positions,
@@ -83,31 +83,24 @@ class TransformerTranslator(Translator):
         max_target_length=64,
         **kwargs,
     ):
-        for name, value in (
-            ("source_vocab_size", source_vocab_size),
-            ("target_vocab_size", target_vocab_size),
-            ("num_layers", num_layers),
-            ("model_dim", model_dim),
-            ("num_heads", num_heads),
-            ("ff_dim", ff_dim),
-        ):
-            check_positive_int(name, value)
-        if model_dim % num_heads:
-            raise ValueError(
-                "`model_dim` must be divisible by `num_heads`. Received: "
-                f"model_dim={model_dim}, num_heads={num_heads}"
-            )
-        check_rate("dropout", dropout)
+        check_positive_int("source_vocab_size", source_vocab_size)
+        check_positive_int("target_vocab_size", target_vocab_size)
+        check_transformer_sizes(
+            num_layers, model_dim, num_heads, ff_dim, dropout
+        )
 
         # === Layers ===
         self.source_embedding = TokenPositionEmbedding(
             source_vocab_size, model_dim, name="source_embedding"
         )
-        self.target_embedding = TokenPositionEmbedding(
-            target_vocab_size, model_dim, name="target_embedding"
-        )
-        self.embedding_dropout = keras.layers.Dropout(
-            dropout, name="embedding_dropout"
+        self.build_decoder(
+            target_vocab_size,
+            num_layers=num_layers,
+            model_dim=model_dim,
+            num_heads=num_heads,
+            ff_dim=ff_dim,
+            dropout=dropout,
+            norm_first=norm_first,
         )
         self.encoder_blocks = [
             TransformerEncoderBlock(
@@ -115,31 +108,16 @@ class TransformerTranslator(Translator):
             )
             for i in range(num_layers)
         ]
-        self.decoder_blocks = [
-            TransformerDecoderBlock(
-                num_heads, ff_dim, dropout, norm_first, name=f"decoder_{i}"
-            )
-            for i in range(num_layers)
-        ]
         self.encoder_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, name="encoder_norm"
         )
-        self.decoder_norm = keras.layers.LayerNormalization(
-            epsilon=1e-6, name="decoder_norm"
-        )
-        self.output_dense = keras.layers.Dense(target_vocab_size, name="logits")
 
         # === Functional Model ===
         source = keras.Input((None,), dtype="int32", name="source")
         target_in = keras.Input((None,), dtype="int32", name="target_in")
-        memory = self._encode(source)
-        x = self.embedding_dropout(self.target_embedding(target_in))
-        for block in self.decoder_blocks:
-            x = block(x, memory)
-        logits = self.output_dense(self.decoder_norm(x))
         super().__init__(
             inputs={"source": source, "target_in": target_in},
-            outputs=logits,
+            outputs=self.decode(target_in, self._encode(source)),
             start_id=start_id,
             end_id=end_id,
             max_target_length=max_target_length,
@@ -167,37 +145,9 @@ class TransformerTranslator(Translator):
     # === Decoding (zoo.decoding step function) ===
 
     def encode(self, source_ids, max_length):
-        mask = ops.not_equal(source_ids, PAD_ID)
         memory = self._encode(source_ids, training=False)
-        batch = ops.shape(source_ids)[0]
-        state = [
-            block.initialize_cache(batch, max_length)
-            for block in self.decoder_blocks
-        ]
-        context = {
-            "memory_mask": mask,
-            "cross_caches": [
-                block.cross_attention_cache(memory)
-                for block in self.decoder_blocks
-            ],
-        }
-        return state, context
-
-    def decode_step(self, tokens, state, context, step):
-        x = self.target_embedding(tokens[:, None], start_index=step)
-        new_state = []
-        weights = None
-        for block, cache, cross in zip(
-            self.decoder_blocks, state, context["cross_caches"]
-        ):
-            x, cache, weights = block.step(
-                x, cache, cross, context["memory_mask"], step
-            )
-            new_state.append(cache)
-        logits = self.output_dense(self.decoder_norm(x))[:, 0]
-        # Last block's cross-attention, mean over heads: [N, S].
-        attention = ops.mean(weights[:, :, 0, :], axis=1)
-        return logits, new_state, attention
+        mask = ops.not_equal(source_ids, PAD_ID)
+        return self.start_decoding(memory, max_length, memory_mask=mask)
 
     def get_config(self):
         return {

@@ -15,10 +15,9 @@ Every block keeps its attention weights in the graph, so
 import keras
 
 from layers import MultiHeadAttention
-from layers import PatchEmbedding
 from layers import PositionEmbedding
-from zoo.image_inputs import check_patch_size
-from zoo.image_inputs import image_inputs
+from zoo.image_inputs import patch_tokens
+from zoo.image_inputs import token_classifier
 from zoo.registry import register_model
 
 
@@ -79,29 +78,20 @@ def vision_transformer(
     >>> tuple(model(np.zeros((2, 8, 8, 1), "uint8")).shape)
     (2, 10)
     """
-
-    check_patch_size(input_shape, patch_size)
     if embed_dim % num_heads:
         raise ValueError(
             "`embed_dim` must be divisible by `num_heads`. Received: "
             f"embed_dim={embed_dim}, num_heads={num_heads}"
         )
     # === Functional Model ===
-    inputs, x = image_inputs(input_shape, num_classes)
-    x = PatchEmbedding(embed_dim, patch_size, name="patch_embedding")(x)
+    inputs, x = patch_tokens(input_shape, num_classes, patch_size, embed_dim)
     x = PositionEmbedding(use_class_token=True, name="position_embedding")(x)
     x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     for i in range(depth):
         x = _encoder_block(
             x, embed_dim, num_heads, mlp_dim, dropout, f"block{i + 1}"
         )
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
-    x = x[:, 0]  # the class token (a serialisable GetItem op, no Lambda)
-    x = keras.layers.Dense(num_classes, name="logits")(x)
-    outputs = keras.layers.Activation(
-        "softmax", dtype="float32", name="probabilities"
-    )(x)
-    return keras.Model(inputs, outputs, name=name)
+    return token_classifier(inputs, x, num_classes, name, pool="class_token")
 
 
 register_model(
