@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.masking import check_mask_shape
 from layers.masking import masked_softmax
 from layers.validation import check_choice
@@ -215,23 +216,14 @@ class AttentionPooling1D(keras.layers.Layer):
             "num_heads": self.num_heads,
             "merge": self.merge,
             "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "bias_regularizer": keras.regularizers.serialize(
-                self.bias_regularizer
-            ),
-            "kernel_constraint": keras.constraints.serialize(
-                self.kernel_constraint
-            ),
-            "bias_constraint": keras.constraints.serialize(
-                self.bias_constraint
+            **serialize_weight_args(
+                self,
+                "kernel_initializer",
+                "bias_initializer",
+                "kernel_regularizer",
+                "bias_regularizer",
+                "kernel_constraint",
+                "bias_constraint",
             ),
         }
         return {**super().get_config(), **config}

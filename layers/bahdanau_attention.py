@@ -2,6 +2,7 @@
 
 import keras
 
+from layers.initializers import serialize_weight_args
 from layers.score_attention_base import ScoreAttentionBase
 from layers.scores.additive_score import AdditiveScore
 
@@ -114,11 +115,8 @@ class BahdanauAttention(ScoreAttentionBase):
         config = {
             "units": self.units,
             "normalize": self.normalize,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

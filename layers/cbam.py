@@ -4,6 +4,7 @@ import keras
 
 from layers import vision_utils
 from layers.channel_attention import ChannelAttention
+from layers.initializers import serialize_weight_args
 from layers.spatial_attention import SpatialAttention
 
 
@@ -161,14 +162,11 @@ class CBAM(keras.layers.Layer):
             "use_bias": self.use_bias,
             "use_batch_norm": self.use_batch_norm,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self,
+                "kernel_initializer",
+                "bias_initializer",
+                "kernel_regularizer",
             ),
         }
         return {**super().get_config(), **config}

@@ -9,6 +9,7 @@ from keras import ops
 from layers import vision_utils
 from layers.channel_gate import ChannelGateBase
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_number
 from layers.validation import check_odd_int
 from layers.validation import check_positive_int
@@ -163,11 +164,8 @@ class EfficientChannelAttention(ChannelGateBase):
             "beta": self.beta,
             "gate": self.gate,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

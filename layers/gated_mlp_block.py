@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_activation
 from layers.validation import check_non_negative_number
 from layers.validation import check_positive_int
@@ -160,11 +161,8 @@ class GatedMLPBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "epsilon": self.epsilon,
             "spatial_init_std": self.spatial_init_std,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

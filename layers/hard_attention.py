@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.masking import masked_softmax
 from layers.masking import merge_attention_masks
 from layers.validation import check_choice
@@ -381,14 +382,11 @@ class HardAttention(keras.layers.Layer):
             "mode": self.mode,
             "k": self.k,
             "temperature": self.temperature,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "kernel_constraint": keras.constraints.serialize(
-                self.kernel_constraint
+            **serialize_weight_args(
+                self,
+                "kernel_initializer",
+                "kernel_regularizer",
+                "kernel_constraint",
             ),
             "seed": self.seed,
         }

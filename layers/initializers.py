@@ -1,4 +1,5 @@
-"""Initializer cloning: every weight of a layer gets its own initializer.
+"""Weight arguments of the layers: initializer cloning (every weight of a
+layer gets its own initializer) and their serialisation for `get_config`.
 
 A Keras 3 initializer made without a seed draws its seed once, when it is
 constructed, so calling one instance twice with the same shape returns the
@@ -31,3 +32,30 @@ def clone_initializer(initializer):
     if initializer is None:
         return None
     return keras.initializers.get(keras.initializers.serialize(initializer))
+
+
+# The Keras serializer of each kind of weight argument, by name suffix.
+_SERIALIZERS = {
+    "initializer": keras.initializers.serialize,
+    "regularizer": keras.regularizers.serialize,
+    "constraint": keras.constraints.serialize,
+}
+
+
+def serialize_weight_args(layer, *names):
+    """Config entries of a layer's weight arguments, for `get_config`.
+
+    Args:
+        layer: the layer holding each argument as an attribute of the same
+            name.
+        *names: the arguments, e.g. `"kernel_initializer"`; each name ends
+            in `_initializer`, `_regularizer` or `_constraint`, which picks
+            the Keras serializer.
+
+    Returns:
+        `{name: serialized value}`.
+    """
+    return {
+        name: _SERIALIZERS[name.rsplit("_", 1)[-1]](getattr(layer, name))
+        for name in names
+    }

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.masking import normalize_scores
 from layers.naming import UnknownNameError
 from layers.naming import did_you_mean
@@ -254,11 +255,8 @@ class LuongAttention(ScoreAttentionBase):
             "scale": self.scale,
             "window": self.window,
             "local_mode": self.local_mode,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

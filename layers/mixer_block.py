@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 from layers.validation import check_positive_number
@@ -152,11 +153,8 @@ class MixerBlock(keras.layers.Layer):
             "act": keras.activations.serialize(self.act),
             "dropout": self.dropout,
             "epsilon": self.epsilon,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

@@ -7,6 +7,7 @@ from keras import ops
 
 from layers import vision_utils
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.masking import masked_softmax
 from layers.validation import check_choice
 from layers.validation import check_positive_int
@@ -303,11 +304,8 @@ class NonLocalBlock(keras.layers.Layer):
             "use_batch_norm": self.use_batch_norm,
             "zero_init": self.zero_init,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

@@ -6,6 +6,7 @@ from keras import ops
 
 from layers import vision_utils
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_positive_int
 
 
@@ -145,11 +146,8 @@ class PatchEmbedding(keras.layers.Layer):
             "flatten": self.flatten,
             "use_bias": self.use_bias,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

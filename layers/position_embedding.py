@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_bool
 from layers.validation import check_rank
 
@@ -113,11 +114,8 @@ class PositionEmbedding(keras.layers.Layer):
     def get_config(self):
         config = {
             "use_class_token": self.use_class_token,
-            "embeddings_initializer": keras.initializers.serialize(
-                self.embeddings_initializer
-            ),
-            "embeddings_regularizer": keras.regularizers.serialize(
-                self.embeddings_regularizer
+            **serialize_weight_args(
+                self, "embeddings_initializer", "embeddings_regularizer"
             ),
         }
         return {**super().get_config(), **config}

@@ -6,6 +6,7 @@ from keras import ops
 
 from layers import vision_utils
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.multi_head_attention import MultiHeadAttention
 from layers.validation import check_choice
 from layers.validation import check_positive_int
@@ -222,14 +223,11 @@ class SelfAttention2D(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "position_initializer": keras.initializers.serialize(
-                self.position_initializer
+            **serialize_weight_args(
+                self,
+                "kernel_initializer",
+                "kernel_regularizer",
+                "position_initializer",
             ),
         }
         return {**super().get_config(), **config}

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.initializers import serialize_weight_args
 from layers.validation import check_odd_int
 from layers.validation import check_positive_int
 
@@ -165,11 +166,8 @@ class SpatialAttention(keras.layers.Layer):
             "use_bias": self.use_bias,
             "use_batch_norm": self.use_batch_norm,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

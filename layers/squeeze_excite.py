@@ -6,6 +6,7 @@ from keras import ops
 from layers import vision_utils
 from layers.channel_gate import ChannelGateBase
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 
@@ -142,14 +143,11 @@ class SqueezeExcite(ChannelGateBase):
             "gate": self.gate,
             "use_bias": self.use_bias,
             "data_format": self.data_format,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self,
+                "kernel_initializer",
+                "bias_initializer",
+                "kernel_regularizer",
             ),
         }
         return {**super().get_config(), **config}

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.scores.score import Score
 from layers.scores.score import as_float32
 from layers.validation import check_bool
@@ -122,11 +123,8 @@ class AdditiveScore(Score):
         config = {
             "units": self.units,
             "normalize": self.normalize,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
+from layers.initializers import serialize_weight_args
 from layers.scores.score import Score
 from layers.scores.score import as_float32
 from layers.validation import check_positive_int
@@ -95,11 +96,8 @@ class LocationScore(Score):
     def get_config(self):
         config = {
             "max_length": self.max_length,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
+            **serialize_weight_args(
+                self, "kernel_initializer", "kernel_regularizer"
             ),
         }
         return {**super().get_config(), **config}
