@@ -9,13 +9,13 @@ average and the maximum; Wang et al. 2020, ECA: a 1-D convolution across
 channels).
 """
 
-import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.image_attention import ImageAttentionBase
 
 
-class ChannelGateBase(keras.layers.Layer):
+class ChannelGateBase(ImageAttentionBase):
     """Base of the per-channel gating blocks (not registered itself).
 
     Subclasses set `self.gate` and `self.data_format` and implement
@@ -37,21 +37,10 @@ class ChannelGateBase(keras.layers.Layer):
 
     def call(self, inputs, return_attention_scores=False):
         gate = self.channel_gate(inputs)
-        outputs = inputs * gate
-        if return_attention_scores:
-            return outputs, gate
-        return outputs
+        return self.with_scores(inputs * gate, gate, return_attention_scores)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        shape = tuple(inputs.shape)
-        channels = shape[vision_utils.channel_axis(self.data_format)]
-        gate_shape = vision_utils.channel_gate_shape(
-            shape[0], channels, self.data_format
+    def attention_scores_shape(self, input_shape):
+        channels = input_shape[vision_utils.channel_axis(self.data_format)]
+        return vision_utils.channel_gate_shape(
+            input_shape[0], channels, self.data_format
         )
-        return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.image_attention import ImageAttentionBase
 from layers.initializers import clone_initializer
 from layers.initializers import serialize_weight_args
 from layers.masking import masked_softmax
@@ -20,7 +21,7 @@ def _ceil_div(size, step):
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class NonLocalBlock(keras.layers.Layer):
+class NonLocalBlock(ImageAttentionBase):
     """Non-local block: every position attends to every (pooled) position.
 
     `z_i = W_z y_i + x_i` with `y_i = sum_j f(x_i, x_j) g(x_j) / C(x)`, where
@@ -266,30 +267,18 @@ class NonLocalBlock(keras.layers.Layer):
         outputs = vision_utils.from_channels_last(
             x + residual, self.data_format
         )
-        if return_attention_scores:
-            return outputs, weights
-        return outputs
+        return self.with_scores(outputs, weights, return_attention_scores)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(
-        self, inputs, return_attention_scores=False, training=None
-    ):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
+    def attention_scores_shape(self, input_shape):
         batch, height, width, _ = vision_utils.nhwc_shape(
-            inputs.shape, self.data_format
+            input_shape, self.data_format
         )
         queries = None if None in (height, width) else height * width
         if self.sub_sample:
             height = _ceil_div(height, self.pool_size)
             width = _ceil_div(width, self.pool_size)
         keys = None if None in (height, width) else height * width
-        return outputs, keras.KerasTensor(
-            (batch, queries, keys), dtype=self.compute_dtype
-        )
+        return (batch, queries, keys)
 
     def get_config(self):
         config = {

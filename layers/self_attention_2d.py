@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.image_attention import ImageAttentionBase
 from layers.initializers import clone_initializer
 from layers.initializers import serialize_weight_args
 from layers.multi_head_attention import MultiHeadAttention
@@ -16,7 +17,7 @@ POSITION_ENCODINGS = ("absolute", None)
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class SelfAttention2D(keras.layers.Layer):
+class SelfAttention2D(ImageAttentionBase):
     """Multi-head self-attention over the `H * W` positions of a feature map.
 
     The map is flattened row-major into `H * W` tokens of `C` features and
@@ -191,27 +192,14 @@ class SelfAttention2D(keras.layers.Layer):
         outputs, scores = result if return_attention_scores else (result, None)
         outputs = ops.reshape(outputs, shape)
         outputs = vision_utils.from_channels_last(outputs, self.data_format)
-        if return_attention_scores:
-            return outputs, scores
-        return outputs
+        return self.with_scores(outputs, scores, return_attention_scores)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(
-        self, inputs, return_attention_scores=False, training=None
-    ):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
+    def attention_scores_shape(self, input_shape):
         batch, height, width, _ = vision_utils.nhwc_shape(
-            inputs.shape, self.data_format
+            input_shape, self.data_format
         )
         tokens = None if None in (height, width) else height * width
-        scores = keras.KerasTensor(
-            (batch, self.num_heads, tokens, tokens), dtype=self.compute_dtype
-        )
-        return outputs, scores
+        return (batch, self.num_heads, tokens, tokens)
 
     def get_config(self):
         config = {

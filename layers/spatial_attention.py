@@ -4,13 +4,14 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.image_attention import ImageAttentionBase
 from layers.initializers import serialize_weight_args
 from layers.validation import check_odd_int
 from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class SpatialAttention(keras.layers.Layer):
+class SpatialAttention(ImageAttentionBase):
     """Spatial attention of CBAM: one gate in `[0, 1]` per position.
 
     The channel-wise average and maximum maps (`[B, H, W, 2]`) go through
@@ -140,23 +141,14 @@ class SpatialAttention(keras.layers.Layer):
 
     def call(self, inputs, return_attention_scores=False, training=None):
         attention = self.spatial_map(inputs, training=training)
-        outputs = inputs * attention
-        if return_attention_scores:
-            return outputs, attention
-        return outputs
+        return self.with_scores(
+            inputs * attention, attention, return_attention_scores
+        )
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(
-        self, inputs, return_attention_scores=False, training=None
-    ):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        shape = list(inputs.shape)
+    def attention_scores_shape(self, input_shape):
+        shape = list(input_shape)
         shape[vision_utils.channel_axis(self.data_format)] = 1
-        return outputs, keras.KerasTensor(shape, dtype=self.compute_dtype)
+        return tuple(shape)
 
     def get_config(self):
         config = {
