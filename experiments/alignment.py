@@ -20,6 +20,8 @@ soft alignment).
 """
 
 import numpy as np
+from nltk.translate import AlignedSent
+from nltk.translate import IBMModel2
 
 SUFFIX = "##"
 SPECIAL = ("[PAD]", "[START]", "[END]")
@@ -76,9 +78,6 @@ def word_alignment(weights, source_tokens, target_tokens):
 
 def train_ibm2(pairs, iterations=5):
     """IBM Model 2 on `(source words, target words)` pairs (NLTK)."""
-    from nltk.translate import AlignedSent
-    from nltk.translate import IBMModel2
-
     bitext = [
         AlignedSent(list(target), list(source)) for source, target in pairs
     ]
@@ -87,8 +86,6 @@ def train_ibm2(pairs, iterations=5):
 
 def ibm2_links(model, source_words, target_words):
     """`{target word index: source word index}` of IBM Model 2's alignment."""
-    from nltk.translate import AlignedSent
-
     sentence = AlignedSent(list(target_words), list(source_words))
     model.align(sentence)
     return {t: s for t, s in sentence.alignment if s is not None}

@@ -11,7 +11,9 @@ import os
 
 import numpy as np
 
+import zoo
 from experiments import plots
+from experiments.tasks import get_task
 
 END = 3  # the end token's id (experiments.tasks.captioning)
 
@@ -19,8 +21,6 @@ END = 3  # the end token's id (experiments.tasks.captioning)
 def _test_images(config, data_dir, count):
     """The first `count` test images, their references and boxes, and the
     vocabulary (as the run's task built it)."""
-    from experiments.tasks import get_task
-
     task = get_task(config.task)
     data = task.load_data(config, data_dir, None)
     images, references, boxes = [], [], []
@@ -68,8 +68,6 @@ def compare_captioners(runs, config, out, count=4, data_dir=None):
     Returns:
         The PNG paths.
     """
-    import zoo
-
     if not runs:
         return []
     images, references, boxes, vocabulary = _test_images(

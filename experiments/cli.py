@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 
 from experiments import config as config_lib
+from experiments import offline_data
 from experiments import predict
 from experiments.errors import UserError
 
@@ -68,10 +69,10 @@ def _start_tensorflow():
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     with _filtered_native_stderr():
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: this function is its import
 
         tf.config.list_physical_devices()  # initialises CUDA, if any
-    from absl import logging as absl_logging
+    from absl import logging as absl_logging  # comes with TensorFlow
 
     absl_logging.set_verbosity(absl_logging.ERROR)
 
@@ -251,7 +252,7 @@ def _list_models(args):
     # Commands import TensorFlow only when they need it, so that `list`
     # and `--help` answer at once.
     _start_tensorflow()
-    import zoo
+    import zoo  # loads TensorFlow: only when models are listed
 
     rows = [
         (name, info.task, info.paper)
@@ -265,8 +266,6 @@ def _list_models(args):
 
 
 def _list(args):
-    from experiments import offline_data
-
     if args.models:
         return _list_models(args)
     names = [

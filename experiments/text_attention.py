@@ -18,6 +18,7 @@ import sys
 import tensorflow as tf
 
 from experiments.errors import UserError
+from experiments.predict import saved_model_path
 from experiments.tasks.text_classification import write_attention_files
 from zoo.text.word_attention import from_outputs
 
@@ -25,8 +26,6 @@ from zoo.text.word_attention import from_outputs
 def _saved_model_folder(path):
     """The SavedModel folder of a run folder, of its `saved_model/` (the
     newest numbered version) or a SavedModel folder itself."""
-    from experiments.predict import saved_model_path
-
     path = os.path.normpath(path)
     if os.path.isdir(os.path.join(path, "saved_model")):
         path = saved_model_path(path)
