@@ -147,6 +147,69 @@ def _shape_invariant(x):
     return shape
 
 
+def _search_loop(
+    step_fn, state, context, tokens, log_probs, lead, pad, max_length, update
+):
+    """The step loop both searches run.
+
+    The carry is `(tokens, lengths, log_probs, finished, history,
+    att_history)` with leading axes `lead` (`[B]` greedy, `[B, K]` beam;
+    `tokens` is the flat `[N]` input of the next step; `log_probs` starts
+    as given). Step 0 is peeled off the loop: its attention gives the
+    shape of the attention buffer.
+    `update(carry, logits, attention, step)` returns the new carry and the
+    rows the state is reordered by (`None`: kept as it is). The loop stops
+    when every row is finished or after `max_length` tokens.
+
+    Returns:
+        The final carry, and whether the step function gave attention.
+    """
+
+    def advance(carry, state, logits, attention, index):
+        carry, rows = update(carry, logits, attention, index)
+        if rows is not None:
+            state = tf.nest.map_structure(
+                lambda x: tf.gather(x, rows, axis=0), state
+            )
+        return carry, state
+
+    logits, state, attention = step_fn(tokens, state, context, 0)
+    att_history = ()
+    if attention is not None:
+        att_history = tf.zeros(
+            lead + [max_length, tf.shape(attention)[-1]], tf.float32
+        )
+    carry = (
+        tokens,
+        tf.zeros(lead, tf.int32),
+        log_probs,
+        tf.zeros(lead, tf.bool),
+        tf.fill(lead + [max_length], pad),
+        att_history,
+    )
+    carry, state = advance(carry, state, logits, attention, 0)
+
+    def cond(index, state, carry):
+        return (index < max_length) & ~tf.reduce_all(carry[3])
+
+    def body(index, state, carry):
+        logits, state, attention = step_fn(carry[0], state, context, index)
+        carry, state = advance(carry, state, logits, attention, index)
+        return index + 1, state, carry
+
+    _, _, carry = tf.while_loop(
+        cond,
+        body,
+        (tf.constant(1), state, carry),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.nest.map_structure(_shape_invariant, state),
+            tf.nest.map_structure(_shape_invariant, carry),
+        ),
+    )
+    return carry, attention is not None
+
+
 def greedy_search(
     step_fn,
     initial_state,
@@ -206,41 +269,18 @@ def greedy_search(
             )
             att_history = _write(att_history, step, attention)
         finished = finished | tf.equal(token, end_token)
-        return token, lengths, log_probs, finished, history, att_history
+        return (token, lengths, log_probs, finished, history, att_history), None
 
-    # Step 0 is peeled off the loop: its attention gives the buffer shape.
-    logits, state, attention = step_fn(start_tokens, initial_state, context, 0)
-    att_history = ()
-    if attention is not None:
-        att_history = tf.zeros(
-            [batch, max_length, tf.shape(attention)[-1]], tf.float32
-        )
-    carry = (
+    carry, with_attention = _search_loop(
+        step_fn,
+        initial_state,
+        context,
         start_tokens,
-        tf.zeros([batch], tf.int32),
         tf.zeros([batch], tf.float32),
-        tf.zeros([batch], tf.bool),
-        tf.fill([batch, max_length], pad),
-        att_history,
-    )
-    carry = update(carry, logits, attention, 0)
-
-    def cond(step, state, carry):
-        return (step < max_length) & ~tf.reduce_all(carry[3])
-
-    def body(step, state, carry):
-        logits, state, attention = step_fn(carry[0], state, context, step)
-        return step + 1, state, update(carry, logits, attention, step)
-
-    _, _, carry = tf.while_loop(
-        cond,
-        body,
-        (tf.constant(1), state, carry),
-        shape_invariants=(
-            tf.TensorShape([]),
-            tf.nest.map_structure(_shape_invariant, state),
-            tf.nest.map_structure(_shape_invariant, carry),
-        ),
+        [batch],
+        pad,
+        max_length,
+        update,
     )
     _, lengths, log_probs, _, tokens, att_history = carry
     return DecodeResult(
@@ -248,7 +288,7 @@ def greedy_search(
         lengths=lengths,
         scores=log_probs,
         log_probs=log_probs,
-        attention=att_history if attention is not None else None,
+        attention=att_history if with_attention else None,
     )
 
 
@@ -332,9 +372,6 @@ def beam_search(
     # Flat row of beam `j` of example `b` is `b * k + j`.
     batch_offsets = tf.range(batch)[:, None] * k  # [B, 1]
 
-    def reorder(x, rows):
-        return tf.gather(x, rows, axis=0)
-
     def update(carry, logits, attention, step):
         (
             tokens,
@@ -384,46 +421,20 @@ def beam_search(
         )
         return carry, rows
 
-    tokens0 = tf.repeat(start_tokens, k)
-    logits, state, attention = step_fn(tokens0, state, context, 0)
-    att_history = ()
-    if attention is not None:
-        att_history = tf.zeros(
-            [batch, k, max_length, tf.shape(attention)[-1]], tf.float32
-        )
     # All beams start identical: only beam 0 may expand at step 0.
     initial_log_probs = tf.tile(
         tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1]
     )
-    carry = (
-        tokens0,
-        tf.zeros([batch, k], tf.int32),
+    carry, with_attention = _search_loop(
+        step_fn,
+        state,
+        context,
+        tf.repeat(start_tokens, k),
         initial_log_probs,
-        tf.zeros([batch, k], tf.bool),
-        tf.fill([batch, k, max_length], pad),
-        att_history,
-    )
-    carry, rows = update(carry, logits, attention, 0)
-    state = tf.nest.map_structure(lambda x: reorder(x, rows), state)
-
-    def cond(step, state, carry):
-        return (step < max_length) & ~tf.reduce_all(carry[3])
-
-    def body(step, state, carry):
-        logits, state, attention = step_fn(carry[0], state, context, step)
-        carry, rows = update(carry, logits, attention, step)
-        state = tf.nest.map_structure(lambda x: reorder(x, rows), state)
-        return step + 1, state, carry
-
-    _, _, carry = tf.while_loop(
-        cond,
-        body,
-        (tf.constant(1), state, carry),
-        shape_invariants=(
-            tf.TensorShape([]),
-            tf.nest.map_structure(_shape_invariant, state),
-            tf.nest.map_structure(_shape_invariant, carry),
-        ),
+        [batch, k],
+        pad,
+        max_length,
+        update,
     )
     _, lengths, log_probs, _, tokens, att_history = carry
     scores = log_probs / gnmt_length_penalty(lengths, alpha)
@@ -436,7 +447,7 @@ def beam_search(
         lengths=take(lengths),
         scores=take(scores),
         log_probs=take(log_probs),
-        attention=take(att_history) if attention is not None else None,
+        attention=take(att_history) if with_attention else None,
     )
 
 
