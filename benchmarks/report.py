@@ -5,10 +5,10 @@ setup, raw statistics and goals); the markdown is rendered from it alone,
 so `python -m benchmarks report FILE.json` can redraw it.
 """
 
-import json
 import math
 import os
-import tempfile
+
+from experiments import atomic
 
 
 def results_stem(label, date, quick=False):
@@ -17,42 +17,15 @@ def results_stem(label, date, quick=False):
 
 
 def write_json(path, data):
-    """Writes `data` to `path` atomically (temporary file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes `data` to `path` atomically (strict JSON); returns `path`."""
+    atomic.write_json(path, data, indent=1)
     return path
 
 
 def write_text(path, text):
-    """Writes `text` to `path` atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes `text` to `path` atomically; returns `path`."""
+    atomic.write_text(path, text)
     return path
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"Not JSON serializable: {type(value).__name__}")
 
 
 def fmt(value, digits=3):

@@ -86,6 +86,7 @@ def ablate(
 
     results = {}
     run_dirs = []
+    seed_runs = {}  # model spec -> its run folders, one per seed
     for model, config in configs.items():
         for seed in seeds:
             seeded = config_lib.apply_overrides(
@@ -107,6 +108,7 @@ def ablate(
             else:
                 print(f"{model}, seed {seed}: finished earlier, reusing.")
             results.setdefault(model, []).append(metrics)
+            seed_runs.setdefault(model, []).append(path)
 
     times = {}
     batch_size = None
@@ -179,15 +181,14 @@ def ablate(
         },
         "rows": rows,
         "notes": task.ablation_notes(results),
+        "figures": [
+            os.path.relpath(path, out)
+            for path in task.ablation_figures(base, seed_runs, out, data_dir)
+        ],
     }
-    rundir_lib.write_json(os.path.join(out, "ablation.json"), summary)
     table = markdown_table(summary)
-    rundir_lib.write_text(os.path.join(out, "ablation.md"), table)
     report.write_summary_report(out, f"Ablation of {name}", table, run_dirs)
-    print("\n" + table, flush=True)
-    print(f"Written to {os.path.join(out, 'ablation.md')}", flush=True)
-    summary["out"] = out
-    return summary
+    return rundir_lib.write_summary(out, "ablation", summary, table)
 
 
 def _timing_columns(times, model, reference):
@@ -251,4 +252,7 @@ def markdown_table(summary):
     notes = summary.get("notes") or []
     if notes:
         lines.extend(["", *notes])
+    figures = summary.get("figures") or []
+    if figures:
+        lines.extend(["", "Figures: " + ", ".join(figures) + "."])
     return "\n".join(lines) + "\n"

@@ -345,7 +345,7 @@ def _show(args):
 def _run(args):
     base = _config_of(args, "run")
     _start_tensorflow()
-    from experiments import runner
+    from experiments import runner  # loads TensorFlow: only when run
 
     config = runner.resolve(
         args.name,
@@ -388,7 +388,7 @@ def _ablate(args):
             "ablate needs an experiment name (`python -m experiments list`)."
         )
     _start_tensorflow()
-    from experiments import ablate
+    from experiments import ablate  # loads TensorFlow: only when run
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -417,7 +417,7 @@ def _compare(args):
             "`python -m experiments compare 'ding_*'`."
         )
     _start_tensorflow()
-    from experiments import compare
+    from experiments import compare  # loads TensorFlow: only when run
 
     compare.compare(
         args.names,
@@ -476,10 +476,11 @@ def main(argv=None):
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return err.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        # A `RunInterrupted` names the run folder to resume.
         print(
-            "interrupted: rerun the same command with --out <run folder> to "
-            "resume from the last finished epoch",
+            str(interrupt)
+            or "interrupted: rerun the same command to start again",
             file=sys.stderr,
         )
         return 130

@@ -138,16 +138,11 @@ def compare(
         },
         "rows": rows,
     }
-    rundir_lib.write_json(os.path.join(out, "comparison.json"), summary)
     table = markdown_table(summary)
-    rundir_lib.write_text(os.path.join(out, "comparison.md"), table)
     report.write_summary_report(
         out,
         f"Comparison: {', '.join(names)}",
         table,
         [os.path.join(out, name) for name in configs],
     )
-    print("\n" + table, flush=True)
-    print(f"Written to {os.path.join(out, 'comparison.md')}", flush=True)
-    summary["out"] = out
-    return summary
+    return rundir_lib.write_summary(out, "comparison", summary, table)

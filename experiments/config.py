@@ -146,6 +146,9 @@ class ExperimentConfig:
         train: optimiser and loop settings.
         eval: evaluation outputs.
         export: write the SavedModel into the run folder.
+        serving_max_batch: the largest batch a request to the exported
+            model may carry (larger ones are refused with "Bad request");
+            0: 1,024 images or 4,096 strings.
         seed: global random seed (Python, NumPy, TensorFlow).
         description: one line shown by `python -m experiments list`.
     """
@@ -156,6 +159,7 @@ class ExperimentConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     export: bool = True
+    serving_max_batch: int = 0
     seed: int = 0
     description: str = ""
 

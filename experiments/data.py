@@ -7,6 +7,7 @@ download retries on a machine without network.
 """
 
 import dataclasses
+import glob
 import os
 import socket
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import experiments.datasets
+from experiments.errors import DamagedDataError
 from experiments.errors import UserError
 from experiments.errors import unknown_name_error
 from layers.naming import close_matches
@@ -590,3 +592,47 @@ def sort_windows(global_batch_size, window_batches, length):
         return ds.unbatch()
 
     return group
+
+
+def damaged_data_error(data_name, data_dir, err):
+    """The `DamagedDataError` of a `tf.errors.DataLossError` while reading
+    dataset `data_name`: names the damaged file(s) and how to rebuild them.
+
+    TensorFlow's message ("corrupted record at 188") names no file, so the
+    dataset's record files are read once more, each on its own, to find
+    the damaged ones.
+    """
+    try:
+        folder = load_builder(data_name, data_dir, download=False).data_dir
+    except UserError:
+        folder = None
+    damaged = []
+    files = (
+        sorted(glob.glob(os.path.join(folder, "*.tfrecord*"))) if folder else []
+    )
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError:
+            damaged.append(path)
+    what = ", ".join(damaged) if damaged else f"a file of {folder or data_name}"
+    # TensorFlow's line that says what is wrong, e.g. "corrupted record
+    # at 188" (the first line is often only "Graph execution error:").
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if " record" in line), "")
+    detail = f" ({detail})" if detail else ""
+    if is_path(data_name):
+        rebuild = "rebuild that dataset directory where it was made"
+    else:
+        imports = (
+            " --imports experiments.datasets"
+            if data_name.split("/")[0] in own_builder_names()
+            else ""
+        )
+        target = data_dir or "~/tensorflow_datasets"
+        rebuild = (
+            f"regenerate it with: tfds build {data_name}{imports} "
+            f"--data_dir {target} --overwrite"
+        )
+    return DamagedDataError(f"Damaged data file {what}{detail}: {rebuild}.")

@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix (exit status 2)."""
+"""The exception types of problems a user can fix (exit status 2), the
+run interruption, and the unknown-name error of the registries."""
 
 import functools
 
@@ -8,6 +9,23 @@ class UserError(Exception):
     traceback by the command line, which exits with status 2."""
 
     exit_code = 2
+
+
+class DiskFullError(UserError):
+    """A write failed for lack of space or quota (ENOSPC/EDQUOT); the
+    partial file was removed and the previous content is intact."""
+
+
+class DamagedDataError(UserError):
+    """A prepared dataset file is truncated or garbled."""
+
+
+class NonFiniteLossError(UserError):
+    """The training loss became NaN or infinite; training was stopped."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message names the run folder to resume."""
 
 
 @functools.cache

@@ -3,18 +3,20 @@
 `export_saved_model(path, model, serving_fn)` writes a SavedModel whose
 `serving_default` signature is `serving_fn` (a `tf.function` with an input
 signature), through `keras.export.ExportArchive`. The archive is written to
-a temporary folder next to `path` and renamed into place, so a failure
-never leaves a half-written export. The result loads with
+a temporary folder next to `path` and renamed into place
+(`experiments.atomic.replacing`), so a failure never leaves a half-written
+export. The result loads with
 `tf.saved_model.load` in a process that never imports this project.
 """
 
 import contextlib
-import os
-import shutil
-import uuid
+import contextvars
 
 import keras
 import tensorflow as tf
+
+from experiments import atomic
+from experiments import training
 
 
 def pass_if(ok, value, message):
@@ -38,6 +40,47 @@ def pass_if(ok, value, message):
     return tf.cond(ok, lambda: tf.identity(value), fail)
 
 
+# Largest batch a serving request may carry, unless the export sets its
+# own (`serving_max_batch` of an experiment): bigger requests are refused
+# with "Bad request" instead of exhausting the server's memory.
+DEFAULT_MAX_BATCH = {"strings": 4096, "images": 1024}
+_max_batch = contextvars.ContextVar("max_batch", default=None)
+
+
+@contextlib.contextmanager
+def serving_limits(max_batch=None):
+    """Sets the maximum serving batch of the exports made inside the block.
+
+    Args:
+        max_batch: the largest batch a request may carry; `None` or 0: the
+            defaults of `DEFAULT_MAX_BATCH` (by input kind).
+    """
+    if max_batch is not None and int(max_batch) < 0:
+        raise ValueError(
+            f"max_batch must be >= 0. Received: max_batch={max_batch}"
+        )
+    token = _max_batch.set(int(max_batch) if max_batch else None)
+    try:
+        yield
+    finally:
+        _max_batch.reset(token)
+
+
+def max_batch_for(dtype):
+    """The maximum serving batch for inputs of `dtype` (see
+    `serving_limits`)."""
+    kind = "strings" if tf.as_dtype(dtype) == tf.string else "images"
+    return _max_batch.get() or DEFAULT_MAX_BATCH[kind]
+
+
+def shape_text(value):
+    """The shape of `value` as a string tensor, e.g. "1, 8, 8, 3" (an
+    error message prints it in brackets, with every dimension)."""
+    return tf.strings.reduce_join(
+        tf.strings.as_string(tf.shape(value)), separator=", "
+    )
+
+
 def serving_input(value, shape, description, nonempty_axes=()):
     """Checks a serving input at run time; returns it with a static shape.
 
@@ -45,12 +88,13 @@ def serving_input(value, shape, description, nonempty_axes=()):
     of its arguments, and a check against the signature's own static shape
     is optimised away. So exporters declare inputs of unknown shape
     (`tf.TensorSpec(None, dtype)`) and call this first: a request of the
-    wrong rank or channel count fails with one clear `InvalidArgumentError`
-    naming the expected layout and the shape received, instead of an error
-    from deep inside the model.
+    wrong rank or channel count, or a batch larger than the export's
+    maximum (`serving_limits`), fails with one clear
+    `InvalidArgumentError` naming the expected layout and the whole shape
+    received, instead of an error from deep inside the model.
 
     Args:
-        value: the input tensor (any rank).
+        value: the input tensor (any rank); axis 0 is the batch.
         shape: expected shape, `None` for any size (e.g. `[None, None,
             None, 3]`); its length is the expected rank.
         description: what the input is, for the message, e.g. "`images`:
@@ -63,6 +107,7 @@ def serving_input(value, shape, description, nonempty_axes=()):
     """
 
     received = tf.shape(value)
+    limit = max_batch_for(value.dtype)
     message = f"Bad request: expected {description}. Received shape:"
 
     def sizes_ok():
@@ -79,36 +124,18 @@ def serving_input(value, shape, description, nonempty_axes=()):
         lambda: tf.constant(False),
     )
 
-    value = pass_if(ok, value, [message, received])
+    value = pass_if(ok, value, [message, shape_text(value)])
+    # The batch of the checked value: its rank is known to be right here.
+    value = pass_if(
+        tf.less_equal(tf.shape(value)[0], limit),
+        value,
+        [
+            f"Bad request: a batch of at most {limit} is served (the "
+            "export's serving_max_batch). Received shape:",
+            shape_text(value),
+        ],
+    )
     return tf.ensure_shape(value, shape)
-
-
-@contextlib.contextmanager
-def atomic_directory(path):
-    """Yields a temporary folder that replaces `path` on success.
-
-    The temporary folder sits next to `path` (same filesystem, so the final
-    `os.rename` is atomic). On an exception it is deleted and `path` is left
-    untouched. An existing `path` is replaced.
-    """
-    path = os.path.abspath(path)
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        if not os.path.isdir(tmp):
-            raise RuntimeError(f"Nothing was written to {tmp}")
-        old = None
-        if os.path.exists(path):
-            old = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(path, old)
-        os.rename(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
@@ -134,6 +161,7 @@ def export_saved_model(path, model, serving_fn, extra_endpoints=None, track=()):
     archive.add_endpoint("serving_default", serving_fn)
     for name, fn in (extra_endpoints or {}).items():
         archive.add_endpoint(name, fn)
-    with atomic_directory(path) as tmp:
+    size = training.weights_file_size(model, optimizer=False)
+    with atomic.replacing(path, size=size) as tmp:
         archive.write_out(tmp, verbose=False)
     return path

@@ -15,11 +15,18 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from experiments import atomic  # noqa: E402
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+def _save(fig, path, tight=True):
+    """Writes `fig` to the PNG file `path` atomically and closes it."""
+    if tight:
+        fig.tight_layout()
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -310,9 +317,7 @@ def word_attention(examples, path, captions=None, title="", wrap=90):
                 )
                 x += len(token) + 1
             y += 1
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, tight=False)
 
 
 def word_attention_html(examples, captions=None, title=""):
@@ -406,38 +411,17 @@ def alignment_heatmaps(alignments, path, title=""):
     return path
 
 
-def caption_attention(image, words, maps, path, boxes=None, title=""):
-    """One panel per generated word: the attention map over the image.
-
-    The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
-    the attention of the step that produced it, stretched over the image
-    as blocks (one per grid cell). The maps share one scale, 0 to the
-    largest weight of any step (stated on the colour bar; the soft maps
-    sum to 1), so a diffuse step looks faint.
-
-    Args:
-        image: `[H, W, C]` uint8 image.
-        words: the generated tokens (words, then e.g. "[END]").
-        maps: `[len(words), rows, cols]` attention maps.
-        path: output PNG.
-        boxes: optional `[N, 4]` normalised boxes (ymin, xmin, ymax, xmax)
-            of the caption's words, outlined on the panel of word `j`.
-        title: figure title.
-    """
-
+def _caption_attention_row(axes, image, words, maps, boxes, top):
+    """The image, then one panel per word with its attention map stretched
+    over the image as blocks (scale 0 to `top`) and the word's box
+    outlined. Returns the last overlay (for a colour bar), or None."""
     image = np.asarray(image)
     maps = np.asarray(maps, "float32")
     height, width = image.shape[:2]
-    cols = 1 + len(words)
-    fig, axes = plt.subplots(
-        1, cols, figsize=(1.9 * cols + 0.9, 2.5), squeeze=False
-    )
-    _show_image(axes[0, 0], image)
-    axes[0, 0].set_title("image", fontsize=8)
-    top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+    _show_image(axes[0], image)
     overlay = None
     for j, word in enumerate(words):
-        ax = axes[0, j + 1]
+        ax = axes[j + 1]
         _show_image(ax, image)
         overlay = ax.imshow(
             maps[j],
@@ -461,8 +445,18 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
                 )
             )
         ax.set_title(word, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=8)
+    for ax in axes[1 + len(words) :]:
+        ax.axis("off")
+    return overlay
+
+
+def _top(maps):
+    """The common colour scale's top: the largest weight (1 if none)."""
+    top = max((float(np.max(m)) for m in maps if np.size(m)), default=0.0)
+    return top if top > 0 else 1.0
+
+
+def _save_with_colorbar(fig, axes, overlay, top, path):
     fig.tight_layout()
     if overlay is not None:
         colorbar = fig.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8)
@@ -470,3 +464,64 @@ def caption_attention(image, words, maps, path, boxes=None, title=""):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def caption_attention(image, words, maps, path, boxes=None, title=""):
+    """One panel per generated word: the attention map over the image.
+
+    The figure of Xu et al. 2015 (fig. 2/3): the image, then for each word
+    the attention of the step that produced it, stretched over the image
+    as blocks (one per grid cell). The maps share one scale, 0 to the
+    largest weight of any step (stated on the colour bar; the soft maps
+    sum to 1), so a diffuse step looks faint.
+
+    Args:
+        image: `[H, W, C]` uint8 image.
+        words: the generated tokens (words, then e.g. "[END]").
+        maps: `[len(words), rows, cols]` attention maps.
+        path: output PNG.
+        boxes: optional `[N, 4]` normalised boxes (ymin, xmin, ymax, xmax)
+            of the caption's words, outlined on the panel of word `j`.
+        title: figure title.
+    """
+    cols = 1 + len(words)
+    fig, axes = plt.subplots(
+        1, cols, figsize=(1.9 * cols + 0.9, 2.5), squeeze=False
+    )
+    top = _top([maps])
+    overlay = _caption_attention_row(axes[0], image, words, maps, boxes, top)
+    axes[0, 0].set_title("image", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return _save_with_colorbar(fig, axes, overlay, top, path)
+
+
+def caption_attention_comparison(image, rows, path, boxes=None, title=""):
+    """Several captioners' per-word attention on one image, one row each
+    (one colour scale for all).
+
+    Args:
+        image: `[H, W, C]` uint8 image.
+        rows: `(label, words, maps)` per model: its generated tokens and
+            their `[len(words), rows, cols]` attention maps (a hard
+            attention model's maps are its one-hot selected locations).
+        path: output PNG.
+        boxes: optional `[N, 4]` normalised boxes of the reference words.
+        title: figure title.
+    """
+    cols = 1 + max(len(words) for _, words, _ in rows)
+    fig, axes = plt.subplots(
+        len(rows),
+        cols,
+        figsize=(1.9 * cols + 0.9, 2.2 * len(rows)),
+        squeeze=False,
+    )
+    top = _top([maps for _, _, maps in rows])
+    overlay = None
+    for axes_row, (label, words, maps) in zip(axes, rows):
+        shown = _caption_attention_row(axes_row, image, words, maps, boxes, top)
+        overlay = shown if shown is not None else overlay
+        axes_row[0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save_with_colorbar(fig, axes, overlay, top, path)

@@ -84,6 +84,8 @@ def _format(value):
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, float):
+        if value and abs(value) < 1e-3:
+            return f"{value:.3g}"  # a learning rate, a small loss
         return f"{value:,.4f}".rstrip("0").rstrip(".") if value else "0"
     if isinstance(value, int):
         return f"{value:,}"

@@ -1,19 +1,27 @@
-"""Run folders: unique creation, a per-folder lock, config check, atomic files.
+"""Run folders: unique creation, a per-folder lock, config check, the
+run record with checksums of the outputs.
 
 Layout of a run folder (every task):
 
+    run.json           the run record, written first (its presence marks a
+                       run folder): each start (command, strategy,
+                       versions) and the SHA-256 of each output written
     config.json        the resolved ExperimentConfig
-    run.json           how it was started (command, strategy, versions)
     history.csv        one row per finished epoch (1-based `epoch`)
     metrics.json       final metrics (written last: its presence = done)
-    checkpoints/       crash-safe per-epoch checkpoints (resume; see
-                       `experiments.training.RunCheckpoint`)
+    checkpoints/       crash-safe, checksummed per-epoch checkpoints
+                       (resume; see `experiments.training.RunCheckpoint`)
     workers/           private folders of non-chief tf.distribute workers
     tensorboard/       TensorBoard logs
+    model.keras        the trained model (Keras format)
     saved_model/1/     the exported SavedModel (atomic), in the numbered
                        version folder TF Serving's model_base_path expects
     plots/             PNG figures
     *.txt / *.md       task reports (e.g. classification_report.txt)
+
+The runner only touches files it created: `--out` must be a new or empty
+folder or an earlier run folder, and every file is written through
+`experiments.atomic` under a temporary name only this project uses.
 """
 
 import datetime
@@ -21,36 +29,22 @@ import errno
 import fcntl
 import json
 import os
-import shutil
-import tempfile
+import time
 
+from experiments import atomic
 from experiments import config as config_lib
 from experiments.errors import UserError
+
+# The run folder's files are written atomically; the tasks import these.
+write_json = atomic.write_json
+write_text = atomic.write_text
 
 # Where a run exports its SavedModel: version 1 under `saved_model/`, so the
 # `saved_model/` folder is a TF Serving `model_base_path` as it is.
 SAVED_MODEL = os.path.join("saved_model", "1")
 
-
-def write_json(path, data):
-    """Writes JSON atomically (temporary file in the folder, then rename)."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def write_text(path, text):
-    """Writes a text file atomically (temporary file, fsync, rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+RECORD = "run.json"
+LOCK = ".lock"
 
 
 def _unwritable(path, err):
@@ -85,13 +79,45 @@ def create_unique(root, stem):
     raise UserError(f"Could not create a unique run folder under {root!r}")
 
 
-def finished_metrics(path, config):
-    """The metrics of the finished run of `config` in folder `path`.
+def write_summary(out, stem, summary, table):
+    """Writes a multi-run summary: `<stem>.json` and the markdown `table`
+    as `<stem>.md` in folder `out`; prints the table.
 
     Returns:
-        The `metrics.json` dict when the folder holds a finished run
-        (`metrics.json` is written last) whose `config.json` equals
-        `config`; `None` otherwise.
+        `summary` with `"out"` set to `out`.
+    """
+    write_json(os.path.join(out, f"{stem}.json"), summary)
+    write_text(os.path.join(out, f"{stem}.md"), table)
+    print("\n" + table, flush=True)
+    print(f"Written to {os.path.join(out, stem + '.md')}", flush=True)
+    summary["out"] = out
+    return summary
+
+
+def damaged_outputs(path):
+    """Outputs of the run folder `path` (`model.keras`, `saved_model`)
+    that are missing or no longer match the SHA-256 in its run record."""
+    try:
+        with open(os.path.join(path, RECORD)) as f:
+            outputs = json.load(f).get("outputs", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    damaged = []
+    for name, entry in outputs.items():
+        output = os.path.join(path, name)
+        if not os.path.exists(output):
+            damaged.append(f"{output} is missing")
+        elif atomic.sha256(output) != entry.get("sha256"):
+            damaged.append(f"{output} differs from its recorded SHA-256")
+    return damaged
+
+
+def finished_metrics(path, config):
+    """The metrics of a finished run of `config` in folder `path`, or None.
+
+    None when the run did not finish, ran another config, or one of its
+    outputs was damaged since it was written (warned about: running the
+    same config in that folder again rewrites the outputs).
     """
     metrics_path = os.path.join(path, "metrics.json")
     config_path = os.path.join(path, "config.json")
@@ -100,6 +126,13 @@ def finished_metrics(path, config):
     with open(config_path) as f:
         if json.load(f) != config_lib.to_dict(config):
             return None
+    damaged = damaged_outputs(path)
+    if damaged:
+        print(
+            "warning: " + "; ".join(damaged) + ". Running it again.",
+            flush=True,
+        )
+        return None
     with open(metrics_path) as f:
         return json.load(f)
 
@@ -120,9 +153,10 @@ class RunDir:
         self._lock = None
 
     def __enter__(self):
+        self._check_is_run_folder()
         try:
             os.makedirs(self.path, exist_ok=True)
-            lock = open(os.path.join(self.path, ".lock"), "w")
+            lock = open(os.path.join(self.path, LOCK), "w")
         except OSError as err:
             raise _unwritable(self.path, err) from None
         try:
@@ -137,6 +171,8 @@ class RunDir:
             raise
         self._lock = lock
         try:
+            if not os.path.exists(self.file(RECORD)):
+                self.write_record({"starts": [], "outputs": {}})
             self._remove_stale_temporaries()
             self._check_or_write_config()
         except BaseException:
@@ -152,38 +188,66 @@ class RunDir:
             self._lock.close()
             self._lock = None
 
+    def _check_is_run_folder(self):
+        """Refuses an existing folder that holds files of someone else."""
+        if not os.path.lexists(self.path):
+            return
+        if not os.path.isdir(self.path):
+            raise UserError(
+                f"--out {self.path!r} is a file, not a folder. Pass a new "
+                "folder (it is created) or the folder of an earlier run."
+            )
+        try:
+            names = set(os.listdir(self.path))
+        except OSError as err:
+            raise _unwritable(self.path, err) from None
+        if RECORD not in names and names - {LOCK}:
+            raise UserError(
+                f"--out {self.path!r} is not empty and not a run folder (it "
+                f"has no {RECORD}); nothing in it was touched. Pass a new or "
+                "empty folder, or the folder of an earlier run."
+            )
+
     def _remove_stale_temporaries(self):
         """Deletes what a killed writer of this folder left half-written.
 
-        Every file and export is written under a temporary name (`.tmp-*`,
-        `.saved_model.tmp-*`, `.saved_model.old-*`) and renamed into place,
-        so a kill leaves only such names. With the folder lock held no
-        other process writes here: whatever carries them is stale.
+        Every file and export is written under a temporary name of
+        `experiments.atomic` and renamed into place, so a kill leaves only
+        such names. With the folder lock held no other process writes here
+        (the workers' folders have locks of their own and are skipped).
         """
+        for root, folders, files in os.walk(self.path):
+            if root == self.path and "workers" in folders:
+                folders.remove("workers")
+            for name in [*folders, *files]:
+                if atomic.is_temporary(name):
+                    atomic.remove(os.path.join(root, name))
+            folders[:] = [f for f in folders if not atomic.is_temporary(f)]
 
-        folders = [self.path] + [
-            os.path.join(self.path, sub)
-            for sub in ("checkpoints", "saved_model")
-        ]
-        for folder in folders:
-            if not os.path.isdir(folder):
-                continue
-            for name in os.listdir(folder):
-                stale = name.startswith(".") and (
-                    name.startswith(".tmp-")
-                    or ".tmp-" in name
-                    or ".old-" in name
-                )
-                if not stale:
-                    continue
-                path = os.path.join(folder, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    try:
-                        os.remove(path)
-                    except OSError:
-                        pass
+    # --- The run record ----------------------------------------------
+    def read_record(self):
+        """The run record (`run.json`), `{}` when missing or unreadable."""
+        try:
+            with open(self.file(RECORD)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def write_record(self, record):
+        write_json(self.file(RECORD), record)
+
+    def record_output(self, name):
+        """Records the checksum and size of output `name` (a file or the
+        SavedModel folder) in the run record, after writing it."""
+        path = self.file(name)
+        record = self.read_record()
+        record.setdefault("outputs", {})[name] = {
+            "sha256": atomic.sha256(path),
+            "bytes": atomic.size_of(path),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.write_record(record)
 
     def _check_or_write_config(self):
         resolved = config_lib.to_dict(self.config)

@@ -15,6 +15,7 @@ plots the training curves, exports the SavedModel atomically and writes
 trains; only the chief writes the run folder.
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -25,11 +26,18 @@ import keras
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from experiments import atomic
 from experiments import config as config_lib
+from experiments import data as data_lib
+from experiments import export as export_lib
 from experiments import plots
 from experiments import report
 from experiments import rundir as rundir_lib
 from experiments import training
+from experiments.errors import DamagedDataError
+from experiments.errors import DiskFullError
+from experiments.errors import NonFiniteLossError
+from experiments.errors import RunInterrupted
 from experiments.errors import UserError
 from experiments.tasks import get_task
 from experiments.tensorboard import ScalarLogger
@@ -115,6 +123,11 @@ def run(
     task = get_task(config.task)
     task.validate(config)
     check_train_config(config.train)
+    if config.serving_max_batch < 0:
+        raise UserError(
+            "serving_max_batch must be >= 0 (0: the default). Received: "
+            f"serving_max_batch={config.serving_max_batch}"
+        )
     if strategy not in training.STRATEGIES:
         raise UserError(
             f"Unknown strategy {strategy!r}. Choose one of: "
@@ -133,7 +146,8 @@ def run(
     keras.backend.clear_session()
     training.set_seed(config.seed, config.train.deterministic)
     # Data before the run folder: missing data leaves no empty folder.
-    data = task.load_data(config, data_dir, dist)
+    with _reported_faults(config, data_dir):
+        data = task.load_data(config, data_dir, dist)
     stream = data.train_stream
     if stream is not None:
         stream.check(dist.num_replicas_in_sync)
@@ -159,7 +173,7 @@ def run(
         )
     else:
         run_dir = rundir_lib.WorkerDir(out, config, role.name)
-    with run_dir:
+    with _reported_faults(config, data_dir, run_dir.path), run_dir:
         checkpoint = training.RunCheckpoint(run_dir.folder("checkpoints"))
         if not role.chief:
             # Keras' multi-worker pattern: a worker restores the chief's
@@ -191,11 +205,14 @@ def run(
             f"{dist.num_replicas_in_sync} replica(s)), "
             f"{config.train.epochs} epochs."
         )
+        if config.train.epochs == 0:
+            _say(f"warning: {UNTRAINED}")
         step_timer = training.StepTimer()
         fit_callbacks = [
             # History first, then the checkpoint: if the process dies in
             # between, the resumed run drops the extra history row.
             training.HistoryLogger(run_dir.file("history.csv")),
+            training.StopOnNonFiniteLoss(),
             checkpoint,
             *(
                 [ScalarLogger(run_dir.folder("tensorboard"))]
@@ -256,12 +273,15 @@ def run(
                 ),
             )
         _save_keras(model, run_dir.file("model.keras"))
+        run_dir.record_output("model.keras")
         export_time = 0.0
         if config.export:
             start = time.perf_counter()
-            task.export(
-                model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
-            )
+            with export_lib.serving_limits(config.serving_max_batch):
+                task.export(
+                    model, data, config, run_dir.file(rundir_lib.SAVED_MODEL)
+                )
+            run_dir.record_output(rundir_lib.SAVED_MODEL)
             export_time = time.perf_counter() - start
         metrics.update(
             {
@@ -292,6 +312,9 @@ def run(
         metrics["wall_time_s_this_process"] = round(
             time.perf_counter() - run_start, 2
         )
+        if config.train.epochs == 0:
+            metrics["warning"] = UNTRAINED
+        _keep_better_results(run_dir, task.primary_metric, metrics)
         metrics["field_descriptions"] = {
             key: text
             for key, text in FIELD_DESCRIPTIONS.items()
@@ -321,27 +344,84 @@ def _verbosity(verbose):
 
 
 def _save_keras(model, path):
-    """Saves the `.keras` model atomically (temporary name, then rename)."""
+    """Saves the `.keras` model atomically, after checking the space."""
 
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
-    try:
+    with atomic.replacing(path, size=training.weights_file_size(model)) as tmp:
         model.save(tmp)
-        training.fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+UNTRAINED = (
+    "train.epochs=0: the model is untrained (random weights); its metrics "
+    "and export are not results."
+)
+
+
+@contextlib.contextmanager
+def _reported_faults(config, data_dir, run_path=None):
+    """Turns faults the user can fix into one-line `UserError`s.
+
+    A full disk, damaged data or a non-finite loss end the run with one
+    line saying what happened and, once a run folder exists, how to
+    resume it (its last good checkpoint is intact); so does Ctrl-C.
+    """
+    resume = f" Then rerun with --out {run_path} to resume." if run_path else ""
+    try:
+        yield
+    except DiskFullError as err:
+        raise DiskFullError(f"{err} Free some space.{resume}") from None
+    except DamagedDataError as err:
+        raise DamagedDataError(f"{err}{resume}") from None
+    except NonFiniteLossError as err:
+        where = f" Run folder: {run_path}." if run_path else ""
+        raise NonFiniteLossError(f"{err}{where}") from None
+    except UserError:
+        raise
+    except KeyboardInterrupt:
+        if not run_path:
+            raise
+        raise RunInterrupted(
+            f"interrupted: rerun the same command with --out {run_path} to "
+            "resume from the last finished epoch"
+        ) from None
+    except tf.errors.DataLossError as err:
+        error = data_lib.damaged_data_error(config.data.name, data_dir, err)
+        raise DamagedDataError(f"{error}{resume}") from None
+    except Exception as err:
+        if atomic.is_disk_full(err):
+            where = run_path or "the output folder"
+            raise DiskFullError(
+                f"Disk full while writing {where} "
+                f"({training.first_line(err)}). Free some space.{resume}"
+            ) from None
+        raise
+
+
+def _keep_better_results(run_dir, metric, metrics):
+    """Warns (and keeps the old file) when a rerun of a finished run ends
+    with a worse `metric` than the `metrics.json` it replaces."""
+    path = run_dir.file("metrics.json")
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return
+    old, new = previous.get(metric), metrics.get(metric)
+    if not isinstance(old, (int, float)):
+        return
+    if isinstance(new, (int, float)) and new >= old:
+        return
+    kept = run_dir.file("metrics.previous.json")
+    atomic.write_json(kept, previous)
+    note = (
+        f"{metric} {new} is worse than the {old} of the results this rerun "
+        f"replaced; those are kept in {kept}."
+    )
+    metrics.setdefault("notes", []).append(note)
+    _say(f"warning: {note}")
 
 
 def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
-    path = run_dir.file("run.json")
-    record = {"starts": []}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            pass
+    record = run_dir.read_record()
     record.setdefault("starts", []).append(
         {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -356,7 +436,7 @@ def _record_start(run_dir, strategy, data_dir, resumed_from, dist):
             "versions": _versions(),
         }
     )
-    rundir_lib.write_json(path, record)
+    run_dir.write_record(record)
 
 
 # What the fields of metrics.json mean (written into it, and shown by the
@@ -383,6 +463,9 @@ FIELD_DESCRIPTIONS = {
     "devices": "the devices training ran on",
     "wall_time_s_this_process": "seconds from start to finish of this "
     "process, data loading and export included",
+    "warning": "why these numbers are not a trained model's (train.epochs=0)",
+    "notes": "caveats: non-finite values written as null, results a rerun "
+    "replaced",
 }
 
 

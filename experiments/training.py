@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from experiments import atomic
+from experiments.errors import NonFiniteLossError
 from experiments.errors import UserError
-from experiments.rundir import write_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -288,14 +289,11 @@ class HistoryLogger(keras.callbacks.Callback):
             return list(reader.fieldnames or []), list(reader)
 
     def _write(self, fields, rows):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        with atomic.replacing(self.path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.initial_epoch is None:
@@ -354,6 +352,50 @@ class StepTimer(keras.callbacks.Callback):
         }
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite.
+
+    Keras' `TerminateOnNaN` only sets `stop_training`, so the epoch's
+    checkpoint and the export would still be written from broken weights.
+    This raises `NonFiniteLossError` at once instead: the epoch never ends,
+    its checkpoint is not written, the last good one stays the one a rerun
+    resumes from, and nothing is evaluated or exported.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.last_finite = None  # (epoch, step, loss)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not logs or "loss" not in logs:
+            return
+        loss = float(np.asarray(logs["loss"]))
+        if np.isfinite(loss):
+            self.last_finite = (self.epoch, batch + 1, loss)
+            return
+        if self.last_finite is None:
+            last = "no finite loss was logged before"
+        else:
+            e, step, value = self.last_finite
+            last = f"last finite loss {value:.4g} at epoch {e}, step {step}"
+        kept = (
+            f"the checkpoint of epoch {self.epoch - 1} is kept"
+            if self.epoch > 1
+            else "no checkpoint was written yet"
+        )
+        raise NonFiniteLossError(
+            f"The training loss became {loss} at epoch {self.epoch}, step "
+            f"{batch + 1} ({last}); training stopped, {kept}, nothing was "
+            "exported. Try a lower train.learning_rate, "
+            "train.clipnorm=1.0, or float32 if a mixed-precision policy "
+            "is set."
+        )
+
+
 # ----------------------------------------------------------------------------
 # Crash-safe checkpoints.
 
@@ -363,18 +405,21 @@ class CheckpointError(UserError):
 
 
 class RunCheckpoint(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose checkpoints survive a kill at any instant.
+    """`BackupAndRestore` whose checkpoints survive a kill at any instant
+    and are verified against their SHA-256 before a run resumes.
 
     Keras' `BackupAndRestore` overwrites `latest.weights.h5` in place and
     writes the epoch into `training_metadata.json` afterwards, so a kill
     while saving leaves a truncated weights file or weights of epoch `k+1`
     labelled epoch `k`. Here each epoch's weights (model and optimizer
-    state) go to a temporary file that is fsynced and renamed to
-    `epoch-<k>.weights.h5`; then `training_metadata.json`, the commit
-    record naming the epoch and its file, is replaced atomically. A kill
-    before that rename leaves the previous commit intact; the weights of
-    the last two commits are kept, so an unreadable latest file (disk
-    trouble) falls back to the one before.
+    state) are written atomically (`experiments.atomic`) to
+    `epoch-<k>.weights.h5`, after checking that the disk can hold them;
+    then `training_metadata.json`, the commit record naming the epoch, its
+    file and the file's SHA-256, is replaced atomically. A kill before
+    that rename leaves the previous commit intact. The weights of the last
+    two commits are kept: when the latest file is missing or its bytes no
+    longer match the recorded checksum (bit rot, a bad copy), the run
+    resumes from the one before, with a warning.
 
     Checkpoints are saved at the end of every epoch only (`save_freq`
     "epoch"): resuming mid-epoch would also need the position in the input
@@ -387,6 +432,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
 
     METADATA = "training_metadata.json"
     LEGACY_WEIGHTS = "latest.weights.h5"  # Keras BackupAndRestore's name
+    COMMIT_KEYS = ("epoch", "weights", "sha256", "bytes")
 
     def __init__(self, backup_dir):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
@@ -394,7 +440,8 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         self._restore_path = None
 
     # --- Reading -------------------------------------------------------
-    def _read_metadata(self):
+    def read_record(self):
+        """The commit record (`None` when no epoch was committed)."""
         path = os.path.join(self.backup_dir, self.METADATA)
         if not os.path.exists(path):
             return None
@@ -410,17 +457,20 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             ) from None
         return record
 
-    def _commits(self, record):
-        """`[(epoch, weights path)]` of a record, newest first."""
-        commits = [
-            record,
-            *([record["previous"]] if "previous" in record else []),
-        ]
+    def commits(self, record):
+        """The commits of a record, newest first: dicts with `epoch`,
+        `path` and `sha256` (`None` in records of older versions)."""
         out = []
-        for commit in commits:
+        for commit in [record, record.get("previous")]:
+            if not commit:
+                continue
             name = commit.get("weights", self.LEGACY_WEIGHTS)
             out.append(
-                (int(commit["epoch"]), os.path.join(self.backup_dir, name))
+                {
+                    "epoch": int(commit["epoch"]),
+                    "path": os.path.join(self.backup_dir, name),
+                    "sha256": commit.get("sha256"),
+                }
             )
         return out
 
@@ -429,25 +479,27 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
 
         Raises:
             CheckpointError: a record exists but none of its weights files
-                is readable (the message says how to recover).
+                is intact (the message says how to recover).
         """
-        record = self._read_metadata()
+        record = self.read_record()
         self.restore_epoch, self._restore_path = 0, None
         if record is None:
             return 0
         problems = []
-        for epoch, path in self._commits(record):
-            problem = _weights_file_problem(path)
+        for commit in self.commits(record):
+            problem = _checkpoint_problem(commit["path"], commit["sha256"])
             if problem is None:
                 if problems:
                     print(
-                        "warning: " + "; ".join(problems) + f". Resuming "
-                        f"from the previous checkpoint (epoch {epoch}).",
+                        "warning: " + "; ".join(problems) + ". Resuming "
+                        f"from the previous checkpoint (epoch "
+                        f"{commit['epoch']}).",
                         flush=True,
                     )
-                self.restore_epoch, self._restore_path = epoch, path
-                return epoch
-            problems.append(f"checkpoint {path} is unreadable ({problem})")
+                self.restore_epoch = commit["epoch"]
+                self._restore_path = commit["path"]
+                return self.restore_epoch
+            problems.append(f"checkpoint {commit['path']} is {problem}")
         raise CheckpointError(
             "Cannot resume: "
             + "; ".join(problems)
@@ -458,15 +510,17 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     def copy_from(self, source_dir):
         """Copies the committed checkpoint of `source_dir` here (workers)."""
         source = RunCheckpoint(source_dir)
-        record = source._read_metadata()
+        record = source.read_record()
         if record is None:
             return
-        for _, path in source._commits(record):
-            if os.path.exists(path):
-                shutil.copyfile(
-                    path, os.path.join(self.backup_dir, os.path.basename(path))
+        for commit in source.commits(record):
+            if os.path.exists(commit["path"]):
+                target = os.path.join(
+                    self.backup_dir, os.path.basename(commit["path"])
                 )
-        _write_json_atomic(os.path.join(self.backup_dir, self.METADATA), record)
+                with atomic.replacing(target) as tmp:
+                    shutil.copyfile(commit["path"], tmp)
+        atomic.write_json(os.path.join(self.backup_dir, self.METADATA), record)
 
     def restore(self, model):
         """Loads the resolved checkpoint into `model` (without `fit`)."""
@@ -487,7 +541,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         except Exception as err:  # noqa: BLE001  (h5py/Keras raise many)
             raise CheckpointError(
                 f"Cannot restore the checkpoint {self._restore_path} "
-                f"({_first_line(err)}). "
+                f"({first_line(err)}). "
                 f"Delete {self.backup_dir} to restart the run from scratch, "
                 "or pass another --out."
             ) from None
@@ -498,67 +552,66 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         epoch = self._current_epoch
         name = f"epoch-{epoch:04d}.weights.h5"
         final = os.path.join(self.backup_dir, name)
-        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}-{name}")
-        try:
+        previous = self.read_record()
+        size = (previous or {}).get("bytes") or weights_file_size(self.model)
+        with atomic.replacing(final, size=size) as tmp:
             self.model.save_weights(tmp, overwrite=True)
-            fsync_file(tmp)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        record = {"epoch": epoch, "weights": name}
-        previous = self._read_metadata()
+        record = {
+            "epoch": epoch,
+            "weights": name,
+            "sha256": atomic.sha256(final),
+            "bytes": os.path.getsize(final),
+        }
         if previous is not None and int(previous["epoch"]) != epoch:
             record["previous"] = {
-                "epoch": int(previous["epoch"]),
-                "weights": previous.get("weights", self.LEGACY_WEIGHTS),
+                k: previous[k] for k in self.COMMIT_KEYS if k in previous
             }
         # The commit: from here on a restart resumes after epoch `epoch`.
-        _write_json_atomic(os.path.join(self.backup_dir, self.METADATA), record)
+        atomic.write_json(os.path.join(self.backup_dir, self.METADATA), record)
         keep = {name, record.get("previous", {}).get("weights")}
         for old in os.listdir(self.backup_dir):
-            if (
-                old.endswith(".weights.h5")
-                and old not in keep
-                and not old.startswith(".")
-            ):
-                os.remove(os.path.join(self.backup_dir, old))
+            if old.endswith(".weights.h5") and old not in keep:
+                if not atomic.is_temporary(old) and not old.startswith("."):
+                    os.remove(os.path.join(self.backup_dir, old))
 
 
-def _first_line(err):
+def weights_file_size(model, optimizer=True):
+    """Bytes of a `.weights.h5` file of `model` (and of its optimizer
+    state): an upper estimate, the values plus HDF5's per-variable
+    overhead."""
+    variables = list(model.weights)
+    if optimizer and getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    values = sum(
+        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables
+    )
+    return int(values * 1.02) + 1024 * len(variables) + (32 << 10)
+
+
+def first_line(err):
+    """`"TypeName: first line of the message"` of an exception."""
     text = str(err).strip()
     name = type(err).__name__
     return f"{name}: {text.splitlines()[0]}" if text else name
 
 
-def _weights_file_problem(path):
-    """Why a Keras `.weights.h5` file cannot be read, or None."""
+def _checkpoint_problem(path, sha256):
+    """Why a checkpoint file cannot be trusted, or None.
+
+    With a recorded SHA-256 the bytes are compared with it (rot in the
+    middle of a weights array leaves a readable HDF5 file of wrong
+    values); records of older versions have none, and the file is only
+    opened.
+    """
     if not os.path.exists(path):
         return "missing"
+    if sha256:
+        if atomic.sha256(path) != sha256:
+            return "damaged (its SHA-256 differs from the recorded one)"
+        return None
     try:
         with h5py.File(path, "r") as f:
             f.keys()
     except Exception as err:  # noqa: BLE001
-        return _first_line(err)
+        return f"unreadable ({first_line(err)})"
     return None
-
-
-def fsync_file(path):
-    """Flushes a written file to disk (before renaming it into place)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path, data):
-    write_json(path, data)
-    try:  # make the rename itself durable
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass

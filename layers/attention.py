@@ -3,7 +3,6 @@
 import keras
 
 from layers.score_attention_base import ScoreAttentionBase
-from layers.score_attention_base import check_probability_fn
 from layers.scores.registry import create_score
 
 
@@ -13,9 +12,9 @@ class Attention(ScoreAttentionBase):
 
     `logits = score(query, key)` with any registered score (`"dot"`,
     `"scaled_dot"`, `"general"`, `"additive"`/`"concat"`, `"cosine"`,
-    `"location"`) or a `Score` layer; `weights = normalize(logits)` over the
-    unmasked keys (softmax, sparsemax or a sigmoid gate, computed in float32);
-    `context = weights @ value`.
+    `"location"`) or a `Score` layer; `weights = probability_fn(logits)`
+    over the unmasked keys (softmax, sparsemax or a sigmoid gate, computed in
+    float32); `context = weights @ value`.
 
     Sparsemax (Martins & Astudillo 2016) gives a sparse distribution: its
     weights are exactly zero on low-scoring keys. The sigmoid gate scores
@@ -32,7 +31,10 @@ class Attention(ScoreAttentionBase):
     Args:
         score: a score name (see `layers.get_score`), a `Score` instance or
             a serialised score config.
-        normalize: `"softmax"` (default), `"sparsemax"` or `"sigmoid"`.
+        probability_fn: the normaliser, `"softmax"` (default), `"sparsemax"`
+            or `"sigmoid"` (the same argument as in `BahdanauAttention` and
+            `LuongAttention`; configs saved with the former name
+            `normalize` still load).
         dropout: dropout rate applied to the attention weights in training.
         score_kwargs: dict of constructor arguments of the score when
             `score` is a name, e.g. `{"units": 32}` for `"additive"` or
@@ -41,8 +43,10 @@ class Attention(ScoreAttentionBase):
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        query: `[B, Tq, Dq]`, or one decoder state `[B, Dq]`.
-        value: `[B, Tk, Dv]`.
+        query: `[B, Tq, Dq]`, one decoder state `[B, Dq]`, or
+            `[*batch, Tq, Dq]` with extra leading batch axes (e.g. the rows
+            of a `[B, H, W, C]` feature map, as `keras.layers.Attention`).
+        value: `[B, Tk, Dv]` (`[*batch, Tk, Dv]`).
         key: optional `[B, Tk, Dk]`; defaults to `value`.
         query_mask: optional boolean `[B, Tq]` (`[B]` for a 2-D query);
             masked queries get zero weights and a zero context. Filled
@@ -52,11 +56,14 @@ class Attention(ScoreAttentionBase):
         attention_mask: optional boolean `[B, Tq, Tk]` (`[B, Tk]` for a 2-D
             query).
         return_attention_scores: also return the weights.
-        use_causal_mask: forbid query `i` from attending keys `j > i`
-            (a 2-D query is position 0).
+        use_causal_mask: forbid query `i` from attending keys
+            `j > query_position + i`.
         training: whether dropout is active.
         projected_key: optional output of `project_key(key)`, computed once
             per source sequence when attending step by step.
+        query_position: position of the first query on the key axis (int or
+            `[B]` ints, default 0), e.g. the step when decoding one state at
+            a time with a causal mask.
 
     Returns:
         The context `[B, Tq, Dv]` (`[B, Dv]` for a 2-D query) in the compute
@@ -72,7 +79,7 @@ class Attention(ScoreAttentionBase):
 
     tokens = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(100, 16, mask_zero=True)(tokens)
-    context = Attention(score="scaled_dot", normalize="sparsemax")(x, x)
+    context = Attention(score="scaled_dot", probability_fn="sparsemax")(x, x)
     model = keras.Model(tokens, context)
     out = model(np.array([[5, 8, 2, 0, 0]]))
     assert out.shape == (1, 5, 16)
@@ -82,15 +89,14 @@ class Attention(ScoreAttentionBase):
     def __init__(
         self,
         score="dot",
-        normalize="softmax",
+        probability_fn="softmax",
         dropout=0.0,
         score_kwargs=None,
         seed=None,
         **kwargs,
     ):
-        check_probability_fn("normalize", normalize)
         super().__init__(
-            normalizer=normalize, dropout=dropout, seed=seed, **kwargs
+            probability_fn=probability_fn, dropout=dropout, seed=seed, **kwargs
         )
         if score_kwargs is not None and not isinstance(score_kwargs, dict):
             raise ValueError(
@@ -103,42 +109,20 @@ class Attention(ScoreAttentionBase):
         # A score given as a layer or a config is this very layer, so that
         # saved weights are found again when the config is reloaded.
         self.score = score if isinstance(score, str) else self.score_layer
-        self.normalize = normalize
         self.score_kwargs = score_kwargs
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        use_causal_mask=False,
-        training=None,
-        projected_key=None,
-    ):
-        return self._attend(
-            query,
-            value,
-            key=key,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            attention_mask=attention_mask,
-            return_attention_scores=return_attention_scores,
-            use_causal_mask=use_causal_mask,
-            training=training,
-            projected_key=projected_key,
-        )
 
     def get_config(self):
         score = self.score
         if not isinstance(score, str):
             score = keras.saving.serialize_keras_object(self.score_layer)
-        config = {
-            "score": score,
-            "normalize": self.normalize,
-            "score_kwargs": self.score_kwargs,
-        }
+        config = {"score": score, "score_kwargs": self.score_kwargs}
         return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "normalize" in config:
+            # Configs saved before the normaliser was called
+            # `probability_fn` (as in Bahdanau/Luong) still load.
+            config["probability_fn"] = config.pop("normalize")
+        return super().from_config(config)

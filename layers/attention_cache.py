@@ -140,8 +140,9 @@ class KeyValueCacheMixin:
         masks = dataclasses.replace(
             masks, causal_offset=offset, key_slots=slots
         )
+        gate = self._gate(query) if self.use_gate else None
         output, scores = self._attention_output(
-            q, k_flat, v_flat, masks, training, return_scores
+            q, k_flat, v_flat, masks, training, return_scores, gate
         )
         if self._output_shape and len(self._output_shape) > 1:
             output = ops.reshape(

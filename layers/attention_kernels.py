@@ -27,6 +27,7 @@ from layers.attention_layout import dim_sizes
 from layers.chunked_attention import NO_KEY_LSE
 from layers.chunked_attention import blockwise_attention
 from layers.masking import masked_softmax
+from layers.masking import valid_query_rows
 
 
 def dense_attention(q, kt, v, mask, keep, groups, return_weights):
@@ -175,7 +176,7 @@ class AttentionKernel:
                 query, key, value, None if causal_only else mask, causal_only
             )
             if context is not None:
-                rows = ops.any(mask, axis=-1) if masks.has_padding else None
+                rows = valid_query_rows(mask) if masks.has_padding else None
                 return context, None, rows
 
         # Heads first: q [B, K, G, T, H], kt [B, K, H, S], v [B, K, S, Hv]
@@ -194,7 +195,7 @@ class AttentionKernel:
             context, weights = self._standard(
                 q, kt, v, mask, training, return_scores
             )
-            rows = ops.any(mask, axis=-1) if masks.has_padding else None
+            rows = valid_query_rows(mask) if masks.has_padding else None
             return context, weights, rows
 
         def chunked():
@@ -205,7 +206,7 @@ class AttentionKernel:
                 v,
                 query_mask=masks.query_mask,
                 value_mask=masks.value_mask_with_slots(),
-                attention_mask=masks.attention_mask,
+                attention_mask=masks.band_attention_mask(query, key),
                 is_causal=masks.use_causal_mask,
                 causal_offset=masks.causal_offset,
                 query_chunk_size=self.settings.query_chunk_size,
@@ -217,7 +218,7 @@ class AttentionKernel:
                 rows = lse[:, 0, 0] < 0.5 * NO_KEY_LSE
             return context, None, rows
 
-        impl = self._resolve_impl(t_len, s_len, training, return_scores)
+        impl = self._resolve_impl(t_len, s_len, masks, training, return_scores)
         if impl == "standard":
             context, weights, valid_rows = standard()
         elif impl == "chunked":
@@ -253,8 +254,11 @@ class AttentionKernel:
     def dropout_active(self, training):
         return self.settings.dropout > 0.0 and bool(training)
 
-    def _resolve_impl(self, t_len, s_len, training, return_scores):
+    def _resolve_impl(self, t_len, s_len, masks, training, return_scores):
         if return_scores or self.dropout_active(training):
+            return "standard"
+        if masks.per_head:
+            # A per-head mask is itself [B, N, T, S]: chunking saves nothing.
             return "standard"
         if self.settings.attention_impl != "auto":
             return self.settings.attention_impl
@@ -270,7 +274,13 @@ class AttentionKernel:
         t_len, s_len = dim_sizes(q, (3,))[0], dim_sizes(kt, (3,))[0]
         rows = groups * t_len
         q_flat = ops.reshape(q, (-1, heads, rows, int(q.shape[4])))
-        if mask is not None:
+        if mask is not None and len(mask.shape) == 4:
+            # Per head: [B, N, T, S] -> [B, K, G, T, S]
+            mask = ops.broadcast_to(
+                mask, (ops.shape(q)[0], heads * groups, t_len, s_len)
+            )
+            mask = ops.reshape(mask, (-1, heads, groups, t_len, s_len))
+        elif mask is not None:
             # mask: [B, T, S] -> [B, 1, 1, T, S]
             mask = ops.expand_dims(ops.expand_dims(mask, 1), 1)
         keep = None
@@ -334,7 +344,7 @@ class AttentionKernel:
 
     def _backend_kernel(self, q, k, v, mask, causal_only):
         """`keras.ops.dot_product_attention` on `[B, T, N, H]` tensors."""
-        if mask is not None:
+        if mask is not None and len(mask.shape) == 3:
             mask = ops.expand_dims(mask, 1)  # [B, 1, T, S]
         requested = self.settings.flash_attention
         try:

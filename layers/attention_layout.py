@@ -57,6 +57,45 @@ def attention_axes_of(attention_axes, rank):
     return tuple(sorted(set(axes)))
 
 
+def align_attention_mask(mask, rank, attention_axes, num_heads):
+    """An `attention_mask` in the layout of the scores, as Keras reads it.
+
+    The scores of rank-`rank` inputs are `[B, *others, N, *q axes, *k axes]`.
+    Like `keras.layers.MultiHeadAttention`, a mask of lower rank gets size-1
+    axes inserted at the head position until it has that rank, so `[T, S]`,
+    `[B, T, S]` and per-head `[B, N, T, S]` masks (3-D inputs) all work,
+    and size-1 axes broadcast.
+
+    Returns:
+        The mask without its head axis when that axis has size 1 (shape
+        `[B, *others, *q axes, *k axes]`), else with it (a per-head mask).
+    """
+    num_axes = len(attention_axes_of(attention_axes, rank))
+    scores_rank = rank + num_axes
+    head_axis = -2 * num_axes - 1  # counted from the end, as Keras does
+    shape = tuple(mask.shape)
+    if len(shape) > scores_rank:
+        raise ValueError(
+            f"`attention_mask` must have rank <= {scores_rank} (broadcastable "
+            f"to the scores [B, *other axes, {num_heads} heads, *query axes, "
+            f"*key axes]). Received: attention_mask.shape={shape}"
+        )
+    mask = ops.cast(mask, "bool")
+    for _ in range(scores_rank - len(shape)):
+        mask = ops.expand_dims(mask, head_axis)
+    heads = mask.shape[head_axis]
+    if heads == 1:
+        return ops.squeeze(mask, head_axis)
+    if heads != num_heads:
+        raise ValueError(
+            f"A per-head `attention_mask` needs {num_heads} (num_heads) or 1 "
+            f"on its head axis (axis {scores_rank + head_axis} of the "
+            "scores). Received: "
+            f"attention_mask.shape={shape}"
+        )
+    return mask
+
+
 @dataclasses.dataclass(frozen=True)
 class AxisLayout:
     """How N-D inputs map onto the 3-D attention problem.
@@ -109,8 +148,13 @@ class AxisLayout:
         x = ops.transpose(x, self.permutation)
         return ops.reshape(x, (-1, product(sizes), x.shape[-1]))
 
-    def flatten_masks(self, query, value, masks):
-        """The N-D `masks` of `query`/`value` in the flattened layout."""
+    def flatten_masks(self, query, value, masks, num_heads):
+        """The N-D `masks` of `query`/`value` in the flattened layout.
+
+        A per-head attention mask `[B, *others, N, *q axes, *k axes]` (see
+        `align_attention_mask`) becomes `[B * others, N, T, S]`, any other
+        `[B * others, T, S]`.
+        """
         q_shape, v_shape = tuple(query.shape), tuple(value.shape)
         src = f"query.shape={q_shape} and value.shape={v_shape}"
         perm = self.permutation[:-1]
@@ -124,9 +168,12 @@ class AxisLayout:
             vm = ops.transpose(ops.cast(vm, "bool"), perm)
             vm = ops.reshape(vm, (-1, product(self.key_sizes)))
         if am is not None:
+            per_head = len(am.shape) == self.rank + len(self.axes)
+            heads = (num_heads,) if per_head else ()
             expected = (
                 q_shape[0],
                 *(q_shape[a] for a in self.others),
+                *heads,
                 *(q_shape[a] for a in self.axes),
                 *(v_shape[a] for a in self.axes),
             )
@@ -136,12 +183,19 @@ class AxisLayout:
                 (
                     ops.shape(query)[0],
                     *self.other_sizes,
+                    *heads,
                     *self.query_sizes,
                     *self.key_sizes,
                 ),
             )
             am = ops.reshape(
-                am, (-1, product(self.query_sizes), product(self.key_sizes))
+                am,
+                (
+                    -1,
+                    *heads,
+                    product(self.query_sizes),
+                    product(self.key_sizes),
+                ),
             )
         return dataclasses.replace(
             masks, query_mask=qm, value_mask=vm, attention_mask=am

@@ -3,7 +3,6 @@
 import keras
 
 from layers.score_attention_base import ScoreAttentionBase
-from layers.score_attention_base import check_probability_fn
 from layers.scores.additive_score import AdditiveScore
 
 
@@ -51,10 +50,12 @@ class BahdanauAttention(ScoreAttentionBase):
         attention_mask: optional boolean `[B, Tq, Tk]` (`[B, Tk]` for a 2-D
             query).
         return_attention_scores: also return the weights.
-        use_causal_mask: forbid query `i` from attending keys `j > i`
-            (a 2-D query is position 0).
+        use_causal_mask: forbid query `i` from attending keys
+            `j > query_position + i`.
         training: whether dropout is active.
         projected_key: optional output of `project_key(key)`.
+        query_position: position of the first query on the key axis (int or
+            `[B]` ints, default 0), e.g. the decoding step.
 
     Returns:
         The context `[B, Tq, Dv]` (`[B, Dv]` for a 2-D query) and, with
@@ -90,9 +91,11 @@ class BahdanauAttention(ScoreAttentionBase):
         seed=None,
         **kwargs,
     ):
-        check_probability_fn("probability_fn", probability_fn)
         super().__init__(
-            normalizer=probability_fn, dropout=dropout, seed=seed, **kwargs
+            probability_fn=probability_fn,
+            dropout=dropout,
+            seed=seed,
+            **kwargs,
         )
         self.score_layer = AdditiveScore(
             units,
@@ -104,41 +107,13 @@ class BahdanauAttention(ScoreAttentionBase):
         )
         self.units = units
         self.normalize = normalize
-        self.probability_fn = probability_fn
         self.kernel_initializer = self.score_layer.kernel_initializer
         self.kernel_regularizer = self.score_layer.kernel_regularizer
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        use_causal_mask=False,
-        training=None,
-        projected_key=None,
-    ):
-        return self._attend(
-            query,
-            value,
-            key=key,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            attention_mask=attention_mask,
-            return_attention_scores=return_attention_scores,
-            use_causal_mask=use_causal_mask,
-            training=training,
-            projected_key=projected_key,
-        )
 
     def get_config(self):
         config = {
             "units": self.units,
             "normalize": self.normalize,
-            "probability_fn": self.probability_fn,
             "kernel_initializer": keras.initializers.serialize(
                 self.kernel_initializer
             ),

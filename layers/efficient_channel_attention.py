@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from layers import vision_utils
+from layers.channel_gate import ChannelGateBase
 from layers.initializers import clone_initializer
 from layers.validation import check_number
 from layers.validation import check_odd_int
@@ -33,7 +34,7 @@ def eca_kernel_size(channels, gamma=2, beta=1):
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class EfficientChannelAttention(keras.layers.Layer):
+class EfficientChannelAttention(ChannelGateBase):
     """ECA: a channel gate from a 1-D convolution across channels.
 
     Replaces SE's bottleneck MLP by one 1-D convolution (no bias, "same"
@@ -144,40 +145,15 @@ class EfficientChannelAttention(keras.layers.Layer):
             (offsets >= 0) & (offsets < k), offsets, k
         ).astype("int32")
 
-    def channel_gate(self, inputs):
-        """Returns the gate, broadcastable to `inputs`, without applying it."""
+    def _channel_logits(self, inputs):
         axes = vision_utils.spatial_axes(self.data_format)
         descriptor = ops.mean(inputs, axis=axes)  # [B, C]
         kernel = ops.cast(
             ops.reshape(self.conv.kernel, (-1,)), descriptor.dtype
         )
         taps = ops.concatenate([kernel, ops.zeros((1,), kernel.dtype)])
-        logits = ops.matmul(descriptor, ops.take(taps, self._band_index))
-        weights = vision_utils.apply_gate(logits, self.gate, self.compute_dtype)
-        if self.data_format == "channels_last":
-            return ops.expand_dims(ops.expand_dims(weights, 1), 1)
-        return ops.expand_dims(ops.expand_dims(weights, -1), -1)
-
-    def call(self, inputs, return_attention_scores=False):
-        gate = self.channel_gate(inputs)
-        outputs = inputs * gate
-        if return_attention_scores:
-            return outputs, gate
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        shape = tuple(inputs.shape)
-        channels = shape[vision_utils.channel_axis(self.data_format)]
-        gate_shape = vision_utils.channel_gate_shape(
-            shape[0], channels, self.data_format
-        )
-        return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)
+        # [B, C] @ banded [C, C] -> logits [B, C]
+        return ops.matmul(descriptor, ops.take(taps, self._band_index))
 
     def get_config(self):
         config = {

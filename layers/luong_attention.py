@@ -8,7 +8,6 @@ from layers.masking import normalize_scores
 from layers.naming import UnknownNameError
 from layers.naming import did_you_mean
 from layers.score_attention_base import ScoreAttentionBase
-from layers.score_attention_base import check_probability_fn
 from layers.scores.registry import create_score
 from layers.scores.score import as_float32
 from layers.validation import check_bool
@@ -80,14 +79,15 @@ class LuongAttention(ScoreAttentionBase):
         attention_mask: optional boolean `[B, Tq, Tk]` (`[B, Tk]` for a 2-D
             query).
         return_attention_scores: also return the weights.
-        use_causal_mask: forbid query `i` from attending keys `j > i`
-            (a 2-D query is position 0).
+        use_causal_mask: forbid query `i` from attending keys
+            `j > query_position + i`.
         training: whether dropout is active.
         projected_key: optional output of `project_key(key)`.
-        query_position: local-m only: source position of the first query
-            (int, or int tensor `[B]`); query `i` is aligned to
-            `query_position + i`. Defaults to 0; pass the decoding step
-            when the query is one decoder state.
+        query_position: source position of the first query (int, or int
+            tensor `[B]`, default 0): the causal mask's offset and, with
+            local-m, the window centre (query `i` is aligned to
+            `query_position + i`); pass the decoding step when the query is
+            one decoder state.
 
     Returns:
         The context `[B, Tq, Dv]` (`[B, Dv]` for a 2-D query) and, with
@@ -124,9 +124,11 @@ class LuongAttention(ScoreAttentionBase):
         seed=None,
         **kwargs,
     ):
-        check_probability_fn("probability_fn", probability_fn)
         super().__init__(
-            normalizer=probability_fn, dropout=dropout, seed=seed, **kwargs
+            probability_fn=probability_fn,
+            dropout=dropout,
+            seed=seed,
+            **kwargs,
         )
         if not isinstance(score, str) or score not in LUONG_SCORES:
             raise UnknownNameError(
@@ -155,7 +157,6 @@ class LuongAttention(ScoreAttentionBase):
         self.scale = scale
         self.window = window
         self.local_mode = local_mode
-        self.probability_fn = probability_fn
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         score_kwargs = {}
@@ -229,7 +230,7 @@ class LuongAttention(ScoreAttentionBase):
         self, logits, query, mask, value_mask, query_position=None
     ):
         if self.window is None:
-            return normalize_scores(logits, mask, normalize=self._normalizer)
+            return normalize_scores(logits, mask, self.probability_fn)
         key_length = ops.shape(logits)[-1]
         keys = ops.arange(key_length, dtype="float32")
         keys = ops.reshape(keys, (1, 1, -1))  # [1, 1, Tk]
@@ -239,39 +240,11 @@ class LuongAttention(ScoreAttentionBase):
         distance = keys - centres  # [B or 1, Tq, Tk]
         in_window = ops.less_equal(ops.abs(distance), float(self.window))
         mask = in_window if mask is None else ops.logical_and(mask, in_window)
-        weights = normalize_scores(logits, mask, normalize=self._normalizer)
+        weights = normalize_scores(logits, mask, self.probability_fn)
         if self.local_mode == "predictive":
             sigma = self.window / 2.0
             weights = weights * ops.exp(-ops.square(distance) / (2 * sigma**2))
         return weights
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        use_causal_mask=False,
-        training=None,
-        projected_key=None,
-        query_position=None,
-    ):
-        return self._attend(
-            query,
-            value,
-            key=key,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            attention_mask=attention_mask,
-            return_attention_scores=return_attention_scores,
-            use_causal_mask=use_causal_mask,
-            training=training,
-            projected_key=projected_key,
-            query_position=query_position,
-        )
 
     def get_config(self):
         config = {
@@ -281,7 +254,6 @@ class LuongAttention(ScoreAttentionBase):
             "scale": self.scale,
             "window": self.window,
             "local_mode": self.local_mode,
-            "probability_fn": self.probability_fn,
             "kernel_initializer": keras.initializers.serialize(
                 self.kernel_initializer
             ),

@@ -70,6 +70,24 @@ def causal_mask(query_length, key_length, offset=0):
     return ops.expand_dims(ops.greater_equal(rows, cols), 0)
 
 
+def sliding_window_mask(query_length, key_length, window, offset=0):
+    """Boolean `[1, Tq, Tk]` band: query `i` sees key `j` iff
+    `|i + offset - j| < window` (as Keras's `sliding_window`; combined with
+    a causal mask it is the causal sliding window of Mistral-style models).
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(sliding_window_mask(3, 3, window=2)[0]).astype(int)
+    array([[1, 1, 0],
+           [1, 1, 1],
+           [0, 1, 1]])
+    """
+    rows = ops.expand_dims(ops.arange(query_length), -1) + offset
+    cols = ops.expand_dims(ops.arange(key_length), 0)
+    return ops.expand_dims(ops.less(ops.abs(rows - cols), window), 0)
+
+
 def merge_attention_masks(
     query,
     key,
@@ -133,12 +151,15 @@ class AttentionMasks:
     Attributes:
         query_mask: optional `[B, T]` mask of valid queries.
         value_mask: optional `[B, S]` mask of valid keys/values.
-        attention_mask: optional mask broadcastable to `[B, T, S]`.
+        attention_mask: optional mask broadcastable to `[B, T, S]`, or a
+            per-head mask broadcastable to `[B, N, T, S]`.
         use_causal_mask: whether query `i` may only see keys
             `j <= i + causal_offset`.
         causal_offset: position of the first query on the key axis (int or
             scalar tensor), e.g. the number of keys already in a cache.
         key_slots: optional `[1, S]` mask of usable decoding-cache slots.
+        sliding_window: optional int `W`: query `i` only sees keys with
+            `|i + causal_offset - j| < W`.
     """
 
     query_mask: object = None
@@ -147,13 +168,23 @@ class AttentionMasks:
     use_causal_mask: bool = False
     causal_offset: object = 0
     key_slots: object = None
+    sliding_window: object = None
 
     @property
     def has_padding(self):
-        """Whether a query mask, value mask or attention mask is given."""
-        return any(
+        """Whether a mask that can leave a query without keys is given (a
+        query, value or attention mask, or a sliding window)."""
+        return self.sliding_window is not None or any(
             m is not None
             for m in (self.query_mask, self.value_mask, self.attention_mask)
+        )
+
+    @property
+    def per_head(self):
+        """Whether the attention mask has a head axis (`[B, N, T, S]`)."""
+        return (
+            self.attention_mask is not None
+            and len(self.attention_mask.shape) == 4
         )
 
     @property
@@ -171,10 +202,13 @@ class AttentionMasks:
         q_shape, k_shape = tuple(query.shape), tuple(key.shape)
         src = f"query.shape={q_shape} and key.shape={k_shape}"
         batch, tq, tk = q_shape[0], q_shape[1], k_shape[1]
+        expected_attention = (
+            (batch, None, tq, tk) if self.per_head else (batch, tq, tk)
+        )
         for name, mask, expected in (
             ("query_mask", self.query_mask, (batch, tq)),
             ("value_mask", self.value_mask, (batch, tk)),
-            ("attention_mask", self.attention_mask, (batch, tq, tk)),
+            ("attention_mask", self.attention_mask, expected_attention),
         ):
             if mask is not None:
                 check_mask_shape(name, mask, expected, src)
@@ -189,10 +223,33 @@ class AttentionMasks:
             ops.cast(self.value_mask, "bool"), self.key_slots
         )
 
+    def band_attention_mask(self, query, key):
+        """The attention mask with the sliding window folded in."""
+        if self.sliding_window is None:
+            return self.attention_mask
+        band = sliding_window_mask(
+            ops.shape(query)[1],
+            ops.shape(key)[1],
+            self.sliding_window,
+            self.causal_offset,
+        )
+        if self.attention_mask is None:
+            return band
+        return ops.logical_and(ops.cast(self.attention_mask, "bool"), band)
+
     def merged(self, query, key):
-        """All masks as one boolean tensor broadcastable to `[B, T, S]`, or
-        `None` when there is no mask (see `merge_attention_masks`)."""
-        attention_mask = self.attention_mask
+        """All masks as one boolean tensor broadcastable to `[B, T, S]`
+        (`[B, N, T, S]` with a per-head mask), or `None` when there is no
+        mask (see `merge_attention_masks`)."""
+        if self.per_head:
+            self.check_shapes(query, key)
+            heads = ops.cast(self.attention_mask, "bool")
+            rest = dataclasses.replace(self, attention_mask=None)
+            rest = rest.merged(query, key)
+            if rest is None:
+                return heads
+            return ops.logical_and(ops.expand_dims(rest, 1), heads)
+        attention_mask = self.band_attention_mask(query, key)
         if self.key_slots is not None:
             slots = ops.expand_dims(self.key_slots, 1)  # [1, 1, S]
             attention_mask = (
@@ -209,6 +266,18 @@ class AttentionMasks:
             use_causal_mask=self.use_causal_mask,
             causal_offset=self.causal_offset,
         )
+
+
+def valid_query_rows(mask):
+    """Which queries have at least one key under a merged mask.
+
+    `mask` is broadcastable to `[B, T, S]` or (per head) `[B, N, T, S]`;
+    returns a boolean `[B, T]` (a query counts when any head sees a key).
+    """
+    rows = ops.any(mask, axis=-1)
+    if len(mask.shape) == 4:
+        rows = ops.any(rows, axis=1)
+    return rows
 
 
 def _as_float32(scores):
@@ -312,27 +381,27 @@ def masked_sparsemax(scores, mask=None, axis=-1):
     return weights
 
 
-def normalize_scores(scores, mask=None, normalize="softmax", axis=-1):
+def normalize_scores(scores, mask=None, probability_fn="softmax", axis=-1):
     """Dispatches to `masked_softmax`, `masked_sparsemax` or `masked_sigmoid`.
 
     Args:
         scores: logits tensor.
         mask: optional boolean mask broadcastable to `scores`.
-        normalize: one of `"softmax"`, `"sparsemax"`, `"sigmoid"`.
+        probability_fn: one of `"softmax"`, `"sparsemax"`, `"sigmoid"`.
         axis: the axis to normalise over (ignored by `"sigmoid"`).
 
     Returns:
         float32 weights of the shape of `scores`.
     """
-    if normalize == "softmax":
+    if probability_fn == "softmax":
         return masked_softmax(scores, mask, axis=axis)
-    if normalize == "sparsemax":
+    if probability_fn == "sparsemax":
         return masked_sparsemax(scores, mask, axis=axis)
-    if normalize == "sigmoid":
+    if probability_fn == "sigmoid":
         return masked_sigmoid(scores, mask)
     raise ValueError(
-        f"`normalize` must be one of {NORMALIZERS}. Received: "
-        f"normalize={normalize!r}"
+        f"`probability_fn` expected one of {NORMALIZERS}. Received: "
+        f"probability_fn={probability_fn!r}"
     )
 
 

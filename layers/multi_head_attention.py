@@ -21,17 +21,22 @@ import math
 import keras
 from keras import ops
 
+from layers import keras_conversion
 from layers.attention_cache import KeyValueCacheMixin
 from layers.attention_kernels import AttentionKernel
 from layers.attention_layout import AxisLayout
+from layers.attention_layout import align_attention_mask
 from layers.attention_layout import attention_axes_of
 from layers.attention_layout import dim_sizes
 from layers.attention_projections import ProjectionsMixin
 from layers.chunked_attention import DEFAULT_KEY_CHUNK_SIZE
 from layers.chunked_attention import DEFAULT_QUERY_CHUNK_SIZE
 from layers.masking import AttentionMasks
+from layers.masking import valid_query_rows
+from layers.validation import check_bool
 from layers.validation import check_choice
 from layers.validation import check_positive_int
+from layers.validation import check_positive_number
 from layers.validation import check_rate
 from layers.validation import check_seed
 
@@ -83,6 +88,11 @@ class MultiHeadAttention(
       layer's own path (chunked for long sequences under
       `attention_impl="auto"`), with one warning, instead of raising.
     - **Incremental decoding cache** (see "Decoding with a cache" below).
+    - **Everything Keras 3.15's layer has**: `key_mask`, `[T, S]` and
+      per-head `[B, N, T, S]` attention masks, `use_gate`,
+      `sliding_window`, `enable_lora(rank)`, `quantize("int8")` (with the
+      `"int8_from_*"` dtype policies), and `from_keras` / `to_keras` to move
+      weights between the two layers.
 
     Args:
         num_heads: number of query heads `N`.
@@ -95,6 +105,15 @@ class MultiHeadAttention(
         attention_axes: axes attended over for inputs of rank > 3 (as in
             Keras); `None` = every axis between batch and features, jointly.
             Other axes act as batch axes.
+        sliding_window: optional int `W`: query `i` attends only to keys
+            `j` with `|i - j| < W` (a symmetric band, as in Keras); with
+            `use_causal_mask=True`, the causal sliding window of
+            Mistral-style decoders. Honoured with the cache (positions
+            count from the start of the cache).
+        use_gate: gated attention (Qiu et al. 2025, "Gated Attention for
+            Large Language Models", https://arxiv.org/abs/2505.06708, as in
+            Keras): each head's output is multiplied by
+            `sigmoid(query @ W_gate + b_gate)` before the output projection.
         num_key_value_heads: number `K` of key/value heads; must divide
             `num_heads`. Defaults to `num_heads` (ordinary multi-head).
         flash_attention: `True` requests the backend's flash kernel (with a
@@ -122,7 +141,12 @@ class MultiHeadAttention(
         kernel_constraint: constraint of the kernels.
         bias_constraint: constraint of the biases.
         seed: int seed of the attention dropout.
-        **kwargs: base layer arguments (`name`, `dtype`, ...).
+        lora_rank: LoRA rank of a layer saved with `enable_lora` (see
+            `enable_lora`); None for none.
+        lora_alpha: LoRA scale numerator (defaults to `lora_rank`).
+        **kwargs: base layer arguments (`name`, `dtype`, ...); an
+            `"int8_from_float32"`-style dtype policy builds the layer
+            quantised (see `quantize`).
 
     Call arguments:
         query: `[B, Tq, Dq]` (or `[B, *axes, Dq]`) query tensor.
@@ -130,8 +154,15 @@ class MultiHeadAttention(
         key: optional `[B, Tk, Dk]` key tensor; defaults to `value`.
         query_mask: optional boolean `[B, Tq]` (`query.shape[:-1]`).
         value_mask: optional boolean `[B, Tk]` (`value.shape[:-1]`).
-        attention_mask: optional boolean `[B, Tq, Tk]` (for N-D inputs
-            `[B, *other axes, *query attention axes, *key attention axes]`).
+        key_mask: optional boolean `[B, Tk]` (`key.shape[:-1]`), combined
+            with `value_mask` (both apply). Like the query and value masks,
+            it defaults to the input's Keras mask (e.g. from
+            `Embedding(mask_zero=True)`).
+        attention_mask: optional boolean `[B, Tq, Tk]`, `[Tq, Tk]` or per
+            head `[B, N, Tq, Tk]`; size-1 axes broadcast and missing axes
+            are inserted at the head position, as in Keras. For N-D inputs
+            `[B, *other axes, (N,) *query attention axes, *key attention
+            axes]`.
         return_attention_scores: also return the attention weights
             `[B, N, Tq, Tk]` (N-D: `[B, *other axes, N, *q axes, *k axes]`).
         use_causal_mask: add a causal mask (over the flattened attention
@@ -197,6 +228,8 @@ class MultiHeadAttention(
         use_bias=True,
         output_shape=None,
         attention_axes=None,
+        sliding_window=None,
+        use_gate=False,
         num_key_value_heads=None,
         flash_attention=None,
         attention_impl="auto",
@@ -211,6 +244,8 @@ class MultiHeadAttention(
         kernel_constraint=None,
         bias_constraint=None,
         seed=None,
+        lora_rank=None,
+        lora_alpha=None,
         **kwargs,
     ):
         check_positive_int("num_heads", num_heads)
@@ -265,6 +300,11 @@ class MultiHeadAttention(
         check_positive_int("key_chunk_size", key_chunk_size)
         check_positive_int("chunk_threshold", chunk_threshold)
         check_seed("seed", seed)
+        check_positive_int("sliding_window", sliding_window, allow_none=True)
+        check_bool("use_gate", use_gate)
+        check_positive_int("lora_rank", lora_rank, allow_none=True)
+        if lora_alpha is not None:
+            check_positive_number("lora_alpha", lora_alpha)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.supports_masking = True
         self.num_heads = num_heads
@@ -286,6 +326,8 @@ class MultiHeadAttention(
             if isinstance(attention_axes, int)
             else tuple(attention_axes)
         )
+        self.sliding_window = sliding_window
+        self.use_gate = use_gate
         self.num_key_value_heads = num_key_value_heads
         self.flash_attention = flash_attention
         self.attention_impl = attention_impl
@@ -299,6 +341,9 @@ class MultiHeadAttention(
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.seed = seed
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_rank if lora_alpha is None else lora_alpha
+        self._lora_initializers = ("he_uniform", "zeros")
 
         # Derived sizes: N query heads in K groups of G, heads of H / Hv.
         self._kv_heads = num_key_value_heads or num_heads
@@ -312,6 +357,7 @@ class MultiHeadAttention(
             keras.random.SeedGenerator(seed) if dropout > 0 else None
         )
         self._fused = None
+        self._projection_names = ()
         self._kernel = AttentionKernel(self, self._seed_generator)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
@@ -396,6 +442,7 @@ class MultiHeadAttention(
         key=None,
         query_mask=None,
         value_mask=None,
+        key_mask=None,
         attention_mask=None,
         return_attention_scores=False,
         use_causal_mask=False,
@@ -411,11 +458,27 @@ class MultiHeadAttention(
         self_attention = value is query and (key is None or key is value)
         if key is value:
             key = None
+        if key_mask is not None:
+            # As in Keras: the key's and the value's masks both apply.
+            key_mask = ops.cast(key_mask, "bool")
+            value_mask = (
+                key_mask
+                if value_mask is None
+                else ops.logical_and(ops.cast(value_mask, "bool"), key_mask)
+            )
+        if attention_mask is not None:
+            attention_mask = align_attention_mask(
+                attention_mask,
+                len(query.shape),
+                self.attention_axes,
+                self.num_heads,
+            )
         masks = AttentionMasks(
             query_mask=query_mask,
             value_mask=value_mask,
             attention_mask=attention_mask,
             use_causal_mask=use_causal_mask,
+            sliding_window=self.sliding_window,
         )
         if cache is not None:
             return self._call_cached(
@@ -440,10 +503,11 @@ class MultiHeadAttention(
             q_in = layout.flatten_query(query)
             v_in = q_in if self_attention else layout.flatten_key(value)
             k_in = None if key is None else layout.flatten_key(key)
-            masks = layout.flatten_masks(query, value, masks)
+            masks = layout.flatten_masks(query, value, masks, self.num_heads)
         q, k, v = self._project_qkv(q_in, v_in, k_in, self_attention)
+        gate = self._gate(q_in) if self.use_gate else None
         output, scores = self._attention_output(
-            q, k, v, masks, training, return_attention_scores
+            q, k, v, masks, training, return_attention_scores, gate
         )
         if layout is not None:
             trailing = self._output_shape or (output.shape[-1],)
@@ -458,9 +522,11 @@ class MultiHeadAttention(
             return output, scores
         return output
 
-    def _attention_output(self, q, k, v, masks, training, return_scores):
+    def _attention_output(
+        self, q, k, v, masks, training, return_scores, gate=None
+    ):
         """Attention and output projection of projected `q [B, T, N*H]`,
-        `k [B, S, K*H]`, `v [B, S, K*Hv]`.
+        `k [B, S, K*H]`, `v [B, S, K*Hv]` (and `gate [B, T, N*Hv]`).
 
         Returns the output `[B, T, out_width]` and the scores `[B, N, T, S]`
         (or None). A query without any valid key gets an all-zero output
@@ -486,8 +552,10 @@ class MultiHeadAttention(
             )
             valid_rows = None
             if masks.has_padding:
-                valid_rows = ops.any(masks.merged(query, key), axis=-1)
+                valid_rows = valid_query_rows(masks.merged(query, key))
         context = ops.reshape(context, (-1, t_len, self.num_heads * hv))
+        if gate is not None:
+            context = context * gate
         output = self._output_projection(context)
         if valid_rows is not None:
             output = output * ops.cast(
@@ -533,12 +601,46 @@ class MultiHeadAttention(
         )
         return context, scores
 
+    # === Keras interoperability ===
+
+    @classmethod
+    def from_keras(cls, layer, **overrides):
+        """This layer, built with the configuration and weights of a built
+        `keras.layers.MultiHeadAttention`.
+
+        Outputs and attention scores equal the Keras layer's (to float
+        rounding); `overrides` set or change constructor arguments (e.g.
+        `num_key_value_heads` is not one of them: Keras has none).
+
+        Example:
+
+        >>> import keras, numpy as np
+        >>> x = np.random.rand(2, 5, 8).astype("float32")
+        >>> theirs = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+        >>> _ = theirs(x, x)
+        >>> ours = MultiHeadAttention.from_keras(theirs)
+        >>> bool(np.allclose(ours(x, x), theirs(x, x), atol=1e-5))
+        True
+        """
+        return keras_conversion.from_keras(cls, layer, **overrides)
+
+    def to_keras(self):
+        """A built `keras.layers.MultiHeadAttention` with this layer's
+        configuration and weights (ordinary multi-head attention only:
+        `num_key_value_heads` unset, not quantised)."""
+        return keras_conversion.to_keras(self)
+
     # === Shapes and config ===
 
     def compute_output_shape(
         self, query_shape, value_shape=None, key_shape=None
     ):
         query_shape = tuple(query_shape)
+        if value_shape is not None:
+            # The checks of `call`, on shapes.
+            value_shape = tuple(value_shape)
+            key_shape = value_shape if key_shape is None else tuple(key_shape)
+            self._check_shapes(query_shape, value_shape, key_shape)
         trailing = self._output_shape or (query_shape[-1],)
         return query_shape[:-1] + tuple(trailing)
 
@@ -549,6 +651,7 @@ class MultiHeadAttention(
         key=None,
         query_mask=None,
         value_mask=None,
+        key_mask=None,
         attention_mask=None,
         return_attention_scores=False,
         use_causal_mask=False,
@@ -557,7 +660,12 @@ class MultiHeadAttention(
         cache_update_index=None,
     ):
         output = keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+            self.compute_output_shape(
+                query.shape,
+                None if cache is not None else value.shape,
+                None if key is None or cache is not None else key.shape,
+            ),
+            dtype=self.compute_dtype,
         )
         outputs = [output]
         if return_attention_scores:
@@ -621,5 +729,9 @@ class MultiHeadAttention(
                 self.bias_constraint
             ),
             "seed": self.seed,
+            "sliding_window": self.sliding_window,
+            "use_gate": self.use_gate,
         }
+        if self.lora_rank:
+            config.update(lora_rank=self.lora_rank, lora_alpha=self.lora_alpha)
         return {**super().get_config(), **config}

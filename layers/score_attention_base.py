@@ -18,11 +18,6 @@ from layers.validation import check_rate
 from layers.validation import check_seed
 
 
-def check_probability_fn(name, value):
-    """Raises `ValueError` unless `value` names a known normaliser."""
-    return check_choice(name, value, NORMALIZERS)
-
-
 def _shape(shape):
     return tuple(None if d is None else int(d) for d in shape)
 
@@ -46,24 +41,50 @@ class ScoreAttentionBase(keras.layers.Layer):
 
     Subclasses set `self.score_layer` (a `layers.Score`) in `__init__` and
     may override `_build_extra`, `_compute_logits` and `_compute_weights`.
-    It implements the shared call convention, 2-D (one decoder step) and
-    3-D queries, mask merging, dropout on the weights, precomputed keys,
-    `compute_output_shape` and `compute_output_spec`.
+    It implements the one `call` of the score layers: the shared call
+    convention, 2-D (one decoder step), 3-D and N-D queries (extra leading
+    batch axes, as `keras.layers.Attention`), mask merging, dropout on the
+    weights, precomputed keys, `compute_output_shape` and
+    `compute_output_spec`.
 
     Args:
-        normalizer: `"softmax"`, `"sparsemax"` or `"sigmoid"` (validated by
-            the subclass under its own argument name).
+        probability_fn: the normaliser, `"softmax"`, `"sparsemax"` or
+            `"sigmoid"`.
         dropout: dropout rate on the attention weights, in `[0, 1)`.
         seed: optional int seed of the dropout.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        query: `[B, Tq, Dq]`, one decoder state `[B, Dq]`, or `[*batch, Tq,
+            Dq]` with extra leading batch axes (then `value` and `key`
+            share them).
+        value: `[B, Tk, Dv]` (`[*batch, Tk, Dv]`).
+        key: optional `[B, Tk, Dk]`; defaults to `value`.
+        query_mask: optional boolean `[B, Tq]` (`[B]` for a 2-D query).
+        value_mask: optional boolean `[B, Tk]`, `True` = may attend. Filled
+            automatically from the value's Keras mask.
+        attention_mask: optional boolean `[B, Tq, Tk]` (`[B, Tk]` for a 2-D
+            query).
+        return_attention_scores: also return the weights.
+        use_causal_mask: query `i` only attends keys
+            `j <= query_position + i`.
+        training: whether dropout is active.
+        projected_key: optional output of `project_key(key)`.
+        query_position: position of the first query on the key axis (int,
+            or int tensor `[B]`); default 0. Offsets the causal mask (pass
+            the step when decoding one state at a time); Luong's local-m
+            window is centred there too.
     """
 
-    def __init__(self, normalizer="softmax", dropout=0.0, seed=None, **kwargs):
+    def __init__(
+        self, probability_fn="softmax", dropout=0.0, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
-        check_probability_fn("normalize", normalizer)
+        self.probability_fn = check_choice(
+            "probability_fn", probability_fn, NORMALIZERS
+        )
         self.dropout = check_rate("dropout", dropout)
         self.seed = check_seed("seed", seed)
-        self._normalizer = normalizer
         self.supports_masking = True
         self.score_layer = None
         self.dropout_layer = keras.layers.Dropout(
@@ -81,6 +102,19 @@ class ScoreAttentionBase(keras.layers.Layer):
         q, v, k = _shape(query_shape), _shape(value_shape), _shape(key_shape)
         name = type(self).__name__
         received = f"Received: query.shape={q}, value.shape={v}, key.shape={k}"
+        if len(v) > 3 or len(k) > 3:
+            # Extra leading batch axes: checked here, then flattened.
+            if not len(q) == len(v) == len(k) or any(
+                None not in (a, b) and a != b
+                for shape in (v, k)
+                for a, b in zip(q[:-2], shape[:-2])
+            ):
+                raise ValueError(
+                    f"{name}: `query`, `value` and `key` with extra batch "
+                    "axes must have the same rank and the same batch axes "
+                    f"(all but the last two). {received}"
+                )
+            q, v, k = ((None, *shape[-2:]) for shape in (q, v, k))
         if len(q) not in (2, 3):
             raise ValueError(
                 f"{name}: `query` must have rank 3 [batch, query_length, "
@@ -122,6 +156,9 @@ class ScoreAttentionBase(keras.layers.Layer):
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
         self._check_shapes(query_shape, value_shape, key_shape)
+        if len(value_shape) > 3:  # extra batch axes, flattened in `call`
+            query_shape = (None, *tuple(query_shape)[-2:])
+            key_shape = (None, *tuple(key_shape)[-2:])
         query_shape = _sequence_shape(query_shape)
         key_shape = _shape(key_shape)
         if not self.score_layer.built:
@@ -149,28 +186,28 @@ class ScoreAttentionBase(keras.layers.Layer):
         use_causal_mask=False,
         training=None,
         projected_key=None,
-        **kwargs,
+        query_position=None,
     ):
-        # Checks shapes and mask shapes (the causal mask has no shape to
-        # check and needs concrete lengths).
-        _, key, _, single = self._prepare(
-            query,
-            value,
-            key,
-            query_mask,
-            value_mask,
-            attention_mask,
-            False,
-            projected_key,
-        )
+        key = value if key is None else key
+        if len(value.shape) <= 3:
+            # Checks shapes and mask shapes (the causal mask has no shape to
+            # check and needs concrete lengths).
+            self._prepare(
+                query,
+                value,
+                key,
+                query_mask,
+                value_mask,
+                attention_mask,
+                False,
+                projected_key,
+            )
         shape = self.compute_output_shape(query.shape, value.shape, key.shape)
         context = keras.KerasTensor(shape, dtype=self.compute_dtype)
         if not return_attention_scores:
             return context
-        if single:
-            weights_shape = (query.shape[0], key.shape[1])
-        else:
-            weights_shape = (query.shape[0], query.shape[1], key.shape[1])
+        # [*batch, Tq, Tk], or [B, Tk] for a 2-D query.
+        weights_shape = (*tuple(query.shape)[:-1], key.shape[-2])
         return context, keras.KerasTensor(weights_shape, dtype="float32")
 
     # === Attention ===
@@ -219,6 +256,7 @@ class ScoreAttentionBase(keras.layers.Layer):
         attention_mask,
         use_causal_mask,
         projected_key,
+        query_position=None,
     ):
         """Checks shapes, lifts a 2-D query to 3-D, merges the masks."""
         key = value if key is None else key
@@ -238,14 +276,24 @@ class ScoreAttentionBase(keras.layers.Layer):
                 query_mask = ops.expand_dims(query_mask, 1)
             if attention_mask is not None and len(attention_mask.shape) == 2:
                 attention_mask = ops.expand_dims(attention_mask, 1)
+        offset_causal = use_causal_mask and query_position is not None
         mask = merge_attention_masks(
             query,
             key,
             query_mask=query_mask,
             value_mask=value_mask,
             attention_mask=attention_mask,
-            use_causal_mask=use_causal_mask,
+            use_causal_mask=use_causal_mask and not offset_causal,
         )
+        if offset_causal:
+            # Query i sits at query_position + i (one offset per example).
+            rows = ops.reshape(ops.arange(ops.shape(query)[1]), (1, -1, 1))
+            offset = ops.reshape(
+                ops.cast(query_position, rows.dtype), (-1, 1, 1)
+            )
+            cols = ops.reshape(ops.arange(ops.shape(key)[1]), (1, 1, -1))
+            causal = ops.greater_equal(rows + offset, cols)
+            mask = causal if mask is None else ops.logical_and(mask, causal)
         return query, key, mask, single
 
     def _compute_logits(self, query, projected_key):
@@ -256,9 +304,9 @@ class ScoreAttentionBase(keras.layers.Layer):
         self, logits, query, mask, value_mask, query_position=None
     ):
         """Hook: float32 weights `[B, Tq, Tk]`, zero where `mask` is False."""
-        return normalize_scores(logits, mask, normalize=self._normalizer)
+        return normalize_scores(logits, mask, self.probability_fn)
 
-    def _attend(
+    def call(
         self,
         query,
         value,
@@ -272,6 +320,20 @@ class ScoreAttentionBase(keras.layers.Layer):
         projected_key=None,
         query_position=None,
     ):
+        if len(value.shape) > 3:
+            return self._call_batch_axes(
+                query,
+                value,
+                key,
+                query_mask=query_mask,
+                value_mask=value_mask,
+                attention_mask=attention_mask,
+                return_attention_scores=return_attention_scores,
+                use_causal_mask=use_causal_mask,
+                training=training,
+                projected_key=projected_key,
+                query_position=query_position,
+            )
         # query: [B, Tq, Dq] (or [B, Dq]); key: [B, Tk, Dk]; value: [B, Tk, Dv]
         query, key, mask, single = self._prepare(
             query,
@@ -282,6 +344,7 @@ class ScoreAttentionBase(keras.layers.Layer):
             attention_mask,
             use_causal_mask,
             projected_key,
+            query_position,
         )
         if projected_key is None:
             projected_key = self.score_layer.project_key(key)
@@ -299,6 +362,43 @@ class ScoreAttentionBase(keras.layers.Layer):
             return context, weights
         return context
 
+    def _call_batch_axes(self, query, value, key, **kwargs):
+        """`call` on `[*batch, T, D]` inputs: the leading axes are flattened
+        into one batch axis (masks alike) and restored afterwards."""
+        key = value if key is None else key
+        self._check_shapes(query.shape, value.shape, key.shape)
+        lead = ops.shape(query)[:-2]
+
+        def flat(x, trailing):
+            if x is None:
+                return None
+            x = ops.convert_to_tensor(x)
+            return ops.reshape(
+                x, (-1, *ops.shape(x)[len(x.shape) - trailing :])
+            )
+
+        for name, trailing in (
+            ("query_mask", 1),
+            ("value_mask", 1),
+            ("attention_mask", 2),
+            ("projected_key", 2),
+        ):
+            kwargs[name] = flat(kwargs[name], trailing)
+        outputs = self.call(
+            flat(query, 2), flat(value, 2), flat(key, 2), **kwargs
+        )
+
+        def restore(x):
+            return ops.reshape(x, (*lead, *ops.shape(x)[1:]))
+
+        if kwargs["return_attention_scores"]:
+            return tuple(restore(x) for x in outputs)
+        return restore(outputs)
+
     def get_config(self):
-        config = {"dropout": self.dropout, "seed": self.seed}
+        config = {
+            "probability_fn": self.probability_fn,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
         return {**super().get_config(), **config}

@@ -4,13 +4,14 @@ import keras
 from keras import ops
 
 from layers import vision_utils
+from layers.channel_gate import ChannelGateBase
 from layers.initializers import clone_initializer
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class SqueezeExcite(keras.layers.Layer):
+class SqueezeExcite(ChannelGateBase):
     """Squeeze-and-Excitation block: a learned per-channel gate.
 
     Squeeze: global average pooling turns each channel into one number.
@@ -130,37 +131,6 @@ class SqueezeExcite(keras.layers.Layer):
     def _channel_logits(self, inputs):
         axes = vision_utils.spatial_axes(self.data_format)
         return self._excite(ops.mean(inputs, axis=axes))
-
-    def channel_gate(self, inputs):
-        """Returns the gate, broadcastable to `inputs`, without applying it."""
-        weights = vision_utils.apply_gate(
-            self._channel_logits(inputs), self.gate, self.compute_dtype
-        )
-        # [B, C] -> [B, 1, 1, C] (channels_last) or [B, C, 1, 1].
-        if self.data_format == "channels_last":
-            return ops.expand_dims(ops.expand_dims(weights, 1), 1)
-        return ops.expand_dims(ops.expand_dims(weights, -1), -1)
-
-    def call(self, inputs, return_attention_scores=False):
-        gate = self.channel_gate(inputs)
-        outputs = inputs * gate
-        if return_attention_scores:
-            return outputs, gate
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        shape = tuple(inputs.shape)
-        channels = shape[vision_utils.channel_axis(self.data_format)]
-        gate_shape = vision_utils.channel_gate_shape(
-            shape[0], channels, self.data_format
-        )
-        return outputs, keras.KerasTensor(gate_shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = {

@@ -214,7 +214,8 @@ def test_truncated_checkpoints_give_a_clear_error(tmp_path):
     with pytest.raises(
         training.CheckpointError,
         match=r"(?s)Cannot resume: checkpoint .*epoch-0002.weights.h5 is "
-        r"unreadable.*Delete .* to restart the run from scratch",
+        r"damaged \(its SHA-256 differs.*Delete .* to restart the run from "
+        r"scratch",
     ):
         training.RunCheckpoint(str(tmp_path)).resolve()
 

@@ -16,7 +16,7 @@ from tests.testing import run_docstring_example
 
 pytestmark = pytest.mark.tf_only
 
-PACKAGES = ("zoo", "experiments", "benchmarks")
+PACKAGES = ("layers", "zoo", "experiments", "benchmarks")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

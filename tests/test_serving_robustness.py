@@ -43,6 +43,7 @@ _IMAGE = {
     "zero_size": {"dtype": "uint8", "shape": [1, 0, 8, 1]},
     "wrong_channels": {"dtype": "uint8", "shape": [2, 8, 8, 3]},
     "strings": {"strings": ["not an image"]},
+    "too_large_batch": {"dtype": "uint8", "shape": [1025, 8, 8, 1]},
 }
 _TEXT = {
     "ok": {"strings": ["good film", "bad film"]},
@@ -52,6 +53,7 @@ _TEXT = {
     "empty_strings": {"strings": ["", "   "]},
     "very_long": {"strings": [" ".join(["good"] * LONG_WORDS)]},
     "non_utf8": {"strings": ["\\xff\\xfe\\xfa bad \\xc3\\x28 film"]},
+    "too_large_batch": {"strings": ["film"] * 4097},
 }
 _CAPTION = {
     "ok": {"dtype": "uint8", "shape": [2, 16, 16, 1]},
@@ -64,6 +66,7 @@ _CAPTION = {
     "three_channels": {"dtype": "uint8", "shape": [2, 16, 16, 3]},
     "wrong_channels": {"dtype": "uint8", "shape": [2, 16, 16, 2]},
     "strings": {"strings": ["not an image"]},
+    "too_large_batch": {"dtype": "uint8", "shape": [1025, 16, 16, 1]},
 }
 CASES = {
     "image": _IMAGE,
@@ -305,6 +308,25 @@ def test_image_wrong_dtype(served):
 
 def test_image_wrong_rank(served):
     _clear_error(served["image"]["wrong_rank"], "bad request: expected")
+    # The whole shape, not TensorFlow's summary of three numbers.
+    assert (
+        "Received shape:] [8, 8, 1]" in served["image"]["wrong_rank"]["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    "task, shape",
+    [
+        ("image", "1025, 8, 8, 1"),
+        ("text", "4097"),
+        ("translation", "4097"),
+        ("captioning", "1025, 16, 16, 1"),
+    ],
+)
+def test_batch_over_the_serving_maximum(served, task, shape):
+    result = served[task]["too_large_batch"]
+    _clear_error(result, "bad request: a batch of at most")
+    assert f"Received shape:] [{shape}]" in result["message"]
 
 
 def test_image_empty_batch(served):

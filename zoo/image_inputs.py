@@ -2,6 +2,8 @@
 
 import keras
 
+from layers.validation import check_positive_int
+
 
 def image_inputs(input_shape, num_classes):
     """Returns `(inputs, x)`: a uint8 `keras.Input` and its scaled floats.
@@ -37,11 +39,7 @@ def image_inputs(input_shape, num_classes):
 
 def check_patch_size(input_shape, patch_size):
     """Raises `ValueError` unless `patch_size` tiles the image exactly."""
-    if not isinstance(patch_size, int) or patch_size <= 0:
-        raise ValueError(
-            "`patch_size` must be a positive integer. Received: "
-            f"patch_size={patch_size!r}"
-        )
+    check_positive_int("patch_size", patch_size)
     height, width = tuple(input_shape)[:2]
     if height % patch_size or width % patch_size:
         raise ValueError(

@@ -28,8 +28,10 @@ def load_model(path, custom_objects=None, compile=True):
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: not a `.keras` archive, truncated or corrupted, or an
-            object Keras refuses in safe mode.
+        ValueError: not a `.keras` archive, truncated or corrupted, weights
+            that do not match the config, or an object Keras refuses in
+            safe mode (a `Lambda`'s code, a function of a module such as
+            `os`); always one line.
 
     Example:
 
@@ -62,9 +64,59 @@ def load_model(path, custom_objects=None, compile=True):
             "corrupted; save the model again (a run folder's model.keras is "
             "rewritten by rerunning the same command)."
         )
-    return keras.saving.load_model(
-        path, custom_objects=custom_objects, compile=compile, safe_mode=True
-    )
+    try:
+        return keras.saving.load_model(
+            path,
+            custom_objects=custom_objects,
+            compile=compile,
+            safe_mode=True,
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(_load_error(path, err)) from None
+
+
+def _innermost(err):
+    """The exception at the end of `err`'s chain (the original problem:
+    Keras wraps it in one "could not be deserialized" per enclosing
+    layer)."""
+    seen = {id(err)}
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+        if id(err) in seen:
+            break
+        seen.add(id(err))
+    return err
+
+
+def _load_error(path, err):
+    """One line saying why Keras could not rebuild the model in `path`."""
+    inner = _innermost(err)
+    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+    text = " ".join(lines)
+    if "could not be loaded" in text or "shape of the target variable" in text:
+        # "A total of N objects could not be loaded. Example error message
+        # for object <...>: <the problem>" and a list of the objects.
+        detail = next(
+            (
+                line
+                for line in lines
+                if "expected" in line or "shape of the target" in line
+            ),
+            lines[0] if lines else "",
+        )
+        detail = detail.split(" Target variable:")[0]
+        return (
+            f"Cannot load {path!r}: its weights do not match its config "
+            f"({detail})"
+        )
+    detail = (lines[0] if lines else type(inner).__name__)[:300]
+    if "safe_mode" in text or "interpret" in text or "module" in text:
+        return (
+            f"Cannot load {path!r}: its config names an object Keras will "
+            f"not load with safe_mode=True ({detail}). Load only files you "
+            "trust."
+        )
+    return f"Cannot load {path!r}: {detail}"
 
 
 def _archive_problem(path):

@@ -1,15 +1,18 @@
 """Image captioning configs and named experiments (digit scenes, COCO).
 
-`digit_scenes_soft` / `digit_scenes_hard` train Show, Attend and Tell
-(Xu et al. 2015) on the offline `digit_scenes` builder (48x48 scenes of
-2-4 real sklearn digits, captions naming them left to right, a box per
-digit) in a few minutes on one CPU core: a 3-stage CNN (6x6 = 36
-annotation vectors), a 256-unit LSTM. `coco_captions` /
-`coco_captions_hard` are the paper's COCO setting on the official TFDS
-`coco_captions` (Karpathy splits; needs the data prepared in `--data-dir`):
-224x224 images, a 4-stage CNN (14x14 = 196 annotation vectors, as the
-paper's VGG conv5_4), vocabulary of words seen at least 5 times.
-"""
+`digit_scenes_soft` / `digit_scenes_hard` / `digit_scenes_hard_gumbel`
+train Show, Attend and Tell (Xu et al. 2015; hard attention with REINFORCE
+or straight-through Gumbel-softmax) and `digit_scenes_transformer` a
+Transformer decoder over the same encoder, on the offline `digit_scenes`
+builder (48x48 scenes of 2-4 real sklearn digits, captions naming them
+left to right, a box per digit) in a few minutes on one CPU core: a
+3-stage CNN (6x6 = 36 annotation vectors), a 256-unit LSTM.
+`python -m experiments ablate digit_scenes_transformer` compares the four
+(`CAPTIONERS`). `coco_captions` / `coco_captions_hard` are the paper's
+COCO setting on the official TFDS `coco_captions` (Karpathy splits; needs
+the data prepared in `--data-dir`): 224x224 images, a 4-stage CNN (14x14 =
+196 annotation vectors, as the paper's VGG conv5_4), vocabulary of words
+seen at least 5 times."""
 
 import dataclasses
 from functools import partial
@@ -20,6 +23,52 @@ from experiments.config import ModelConfig
 from experiments.config import TrainConfig
 from experiments.config import register_experiments
 from experiments.configs.seq2seq import Seq2SeqEvalConfig
+
+# Each captioner's settings on digit_scenes beyond the shared encoder.
+LSTM_DECODER = {
+    "embedding_dim": 64,
+    "units": 256,
+    "attention_units": 128,
+}
+DIGIT_SCENES_RECIPES = {
+    "show_attend_tell_soft": {
+        **LSTM_DECODER,
+        # Captions of 2-4 words over 36 locations: the paper's lambda=1
+        # would push every step's attention to spread over the whole
+        # canvas; a small weight keeps the regulariser's push gentle.
+        "attention_regularizer": 0.01,
+    },
+    "show_attend_tell_hard": {
+        **LSTM_DECODER,
+        # 156 steps per epoch: the first 4 epochs anneal from soft to hard
+        # attention (expected-context probability 1 -> 0.5, entropy bonus
+        # 0.01 -> 0).
+        "anneal_steps": 624,
+    },
+    # About the LSTM decoder's parameter count.
+    "transformer_captioner": {
+        "num_layers": 2,
+        "model_dim": 128,
+        "num_heads": 4,
+        "ff_dim": 256,
+    },
+}
+
+
+def model_spec(model, **kwargs):
+    """`"name:key=value:..."` as `python -m experiments ablate` reads it."""
+    return ":".join([model, *(f"{k}={v}" for k, v in kwargs.items())])
+
+
+# The captioner ablation (`ablate digit_scenes_transformer`, whose model
+# settings are the shared encoder's only): soft, hard with each estimator,
+# Transformer, each with its digit_scenes recipe.
+CAPTIONERS = (
+    model_spec("show_attend_tell_soft", attention_regularizer=0.01),
+    model_spec("show_attend_tell_hard", anneal_steps=624),
+    model_spec("show_attend_tell_hard", anneal_steps=624, estimator="gumbel"),
+    "transformer_captioner",
+)
 
 
 @dataclasses.dataclass
@@ -79,14 +128,8 @@ def digit_scenes_experiment(model, epochs=8, **model_kwargs):
         # CPU core; its 22-pixel receptive field covers a 16-pixel digit.
         "encoder_filters": [16, 32, 64],
         "convs_per_stage": 1,
-        "embedding_dim": 64,
-        "units": 256,
-        "attention_units": 128,
         "dropout": 0.2,
-        # Captions of 2-4 words over 36 locations: the paper's lambda=1
-        # would push every step's attention to spread over the whole
-        # canvas; a small weight keeps the regulariser's push gentle.
-        "attention_regularizer": 0.01,
+        **DIGIT_SCENES_RECIPES.get(model, {}),
         **model_kwargs,
     }
     return ExperimentConfig(
@@ -103,9 +146,16 @@ def digit_scenes_experiment(model, epochs=8, **model_kwargs):
         ),
         eval=CaptioningEvalConfig(),
         description=(
-            f"{model} on digit_scenes (offline, a few minutes on 1 CPU core)"
+            f"{model_spec(model, **model_kwargs)} on digit_scenes (offline, "
+            "a few minutes on 1 CPU core)"
         ),
     )
+
+
+# Karpathy train+restval: ~566k captions, ~8,850 steps of 64 per epoch;
+# hard attention anneals from soft to hard over the first 4 epochs, as on
+# digit_scenes.
+COCO_RECIPES = {"show_attend_tell_hard": {"anneal_steps": 35_000}}
 
 
 def coco_experiment(model, epochs=20):
@@ -139,6 +189,7 @@ def coco_experiment(model, epochs=20):
                 "attention_units": 512,
                 "dropout": 0.5,
                 "attention_regularizer": 1.0,
+                **COCO_RECIPES.get(model, {}),
             },
         ),
         train=TrainConfig(
@@ -165,6 +216,12 @@ EXPERIMENTS = {
     ),
     "digit_scenes_hard": partial(
         digit_scenes_experiment, "show_attend_tell_hard"
+    ),
+    "digit_scenes_hard_gumbel": partial(
+        digit_scenes_experiment, "show_attend_tell_hard", estimator="gumbel"
+    ),
+    "digit_scenes_transformer": partial(
+        digit_scenes_experiment, "transformer_captioner"
     ),
     "coco_captions": partial(coco_experiment, "show_attend_tell_soft"),
     "coco_captions_hard": partial(coco_experiment, "show_attend_tell_hard"),

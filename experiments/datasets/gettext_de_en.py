@@ -232,16 +232,30 @@ def package_version(package):
 
 
 def package_licence(package):
-    """The first `License:` of the package's copyright file (DEP-5)."""
+    """The licence of the package's `Files: *` stanza (DEP-5 copyright).
+
+    Falls back to the first `License:` field, or to the file's path when
+    the copyright file is not machine-readable.
+    """
     path = f"/usr/share/doc/{package}/copyright"
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("License:"):
-                    return line.split(":", 1)[1].strip()
+            stanzas = f.read().split("\n\n")
     except OSError:
         return "unknown"
-    return "see " + path
+    first = None
+    for stanza in stanzas:
+        fields = dict(
+            line.split(":", 1)
+            for line in stanza.splitlines()
+            if ":" in line and not line.startswith((" ", "\t"))
+        )
+        licence = fields.get("License", "").strip()
+        if licence and first is None:
+            first = licence
+        if licence and fields.get("Files", "").strip() == "*":
+            return licence
+    return first or "see " + path
 
 
 def missing_packages_message(missing):

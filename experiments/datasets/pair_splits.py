@@ -86,8 +86,11 @@ def _blocking_keys(text):
         for i in range(len(words)):
             yield " ".join(words[:i] + ["*"] + words[i + 1 :])
             yield " ".join(words[:i] + words[i + 1 :])
-        if len(words) == 3:
-            yield "^" + " ".join(word[:3] for word in words)
+        # ...or an inflection plus at most one word apart.
+        prefixes = [word[:3] for word in words]
+        yield "^" + " ".join(prefixes)
+        for i in range(len(words)):
+            yield "^" + " ".join(prefixes[:i] + prefixes[i + 1 :])
     else:
         # Short texts: themselves (a longer text one word away has this
         # key) and their word prefixes (inflections, small edits).

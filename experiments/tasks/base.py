@@ -182,6 +182,12 @@ class Task:
         baseline); `results` maps model spec -> per-seed metrics dicts."""
         return []
 
+    def ablation_figures(self, config, run_dirs, out, data_dir):
+        """Figures comparing the ablation's models, written under `out`;
+        `run_dirs` maps model spec -> per-seed run folders. Returns the
+        paths."""
+        return []
+
     def timing_batch(self, data):
         """One `(inputs, targets)` batch for step-time measurements."""
         for batch in data.train.take(1):

@@ -34,7 +34,6 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
-import zoo
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
@@ -156,7 +155,11 @@ class CaptioningTask(Seq2SeqTask):
 
     name = "image_captioning"
     primary_metric = "exact_beam"
-    secondary_metrics = ("bleu4_beam", "attention_in_box_greedy")
+    secondary_metrics = (
+        "exact_greedy",
+        "bleu4_beam",
+        "attention_in_box_greedy",
+    )
     comparison_columns = (
         ("exact greedy", "exact_greedy", ".4f"),
         ("exact beam", "exact_beam", ".4f"),
@@ -333,8 +336,23 @@ class CaptioningTask(Seq2SeqTask):
         )
 
     def ablation_models(self, config):
-        # Every captioner of the zoo (soft and hard attention).
-        return zoo.list_models(task=self.name)
+        # Soft, hard (REINFORCE, Gumbel) and Transformer, each with its
+        # digit_scenes settings (`ablate digit_scenes_transformer`).
+        from experiments.configs.captioning import CAPTIONERS
+
+        return list(CAPTIONERS)
+
+    def ablation_figures(self, config, run_dirs, out, data_dir):
+        # The first seed's models side by side on the same test images.
+        from experiments.caption_overlays import compare_captioners
+
+        if not (config.eval.plots and config.eval.attention_maps):
+            return []
+        runs = [(model, folders[0]) for model, folders in run_dirs.items()]
+        count = min(config.eval.attention_maps, 4)
+        return compare_captioners(
+            runs, config, os.path.join(out, "overlays"), count, data_dir
+        )
 
     # --- Model ----------------------------------------------------------
     def model_defaults(self, config, data):
@@ -580,7 +598,7 @@ def make_serving_fn(
             [
                 f"Bad request: images must have 1 or 3 channels (the model "
                 f"reads {channels}). Received shape:",
-                tf.shape(images),
+                export_lib.shape_text(images),
             ],
         )
         images = tf.ensure_shape(images, [None, None, None, None])

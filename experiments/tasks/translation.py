@@ -32,6 +32,7 @@ import sacrebleu
 import tensorflow as tf
 
 from experiments import alignment
+from experiments import atomic
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
@@ -103,11 +104,7 @@ def _vocabulary(builder, cfg, key, texts):
     vocab = wordpiece.learn_vocabulary(
         texts, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase
     )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab))
-    os.replace(tmp, path)
+    atomic.write_text(path, "\n".join(vocab))
     return vocab
 
 

@@ -143,9 +143,11 @@ def test_real_catalogs_build(tmp_path):
     builder = tfds.builder("gettext_de_en", data_dir=tmp_path)
     builder.download_and_prepare()
     sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
-    assert sizes["train"] > 30_000 and sizes["test"] > 3_000
+    assert sizes["train"] > 30_000
+    assert sizes["test"] > 2_000 and sizes["validation"] > 2_000
     metadata = builder.info.metadata
-    assert metadata["test_near_duplicates_in_train"] <= 0.03
+    # The goal: at most 2% of test messages near-duplicate a training one.
+    assert metadata["test_near_duplicates_in_train"] <= 0.02
     assert set(metadata["packages"]) == set(gettext.PACKAGES)
 
 

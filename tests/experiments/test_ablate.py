@@ -51,6 +51,7 @@ def test_ablation_table(tmp_path, digits_dir):
         table = f.read()
     assert "| se_resnet20 |" in table and " ± " in table
     assert "step time not measured" in table
+    assert summary["figures"] == []  # image classification draws none
     with open(os.path.join(out, "report.html")) as f:
         page = f.read()
     assert "<td>se_resnet20</td>" in page
@@ -144,3 +145,9 @@ def test_markdown_table_with_step_times():
     )
     assert row in table
     assert "50 x 2 training steps on one batch of 64" in table
+    assert "Figures:" not in table
+    summary["figures"] = ["overlays/attention_comparison_0.png"]
+    assert (
+        "Figures: overlays/attention_comparison_0.png."
+        in ablate.markdown_table(summary)
+    )

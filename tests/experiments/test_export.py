@@ -1,4 +1,6 @@
-"""Atomic export: failures leave nothing; success replaces the target."""
+"""Export: a failure leaves nothing; the export serves without the project.
+
+The atomic folder replacement itself is tested in tests/faults/."""
 
 import os
 
@@ -7,42 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments.export import atomic_directory
 from experiments.export import export_saved_model
-
-
-def test_atomic_directory_failure_leaves_nothing(tmp_path):
-    target = tmp_path / "saved_model"
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_directory(str(target)) as tmp:
-            os.makedirs(tmp)
-            (tmp_path / os.path.basename(tmp) / "half").write_text("x")
-            raise RuntimeError("boom")
-    assert os.listdir(tmp_path) == []
-
-
-def test_atomic_directory_keeps_old_export_on_failure(tmp_path):
-    target = tmp_path / "saved_model"
-    target.mkdir()
-    (target / "old").write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_directory(str(target)) as tmp:
-            os.makedirs(tmp)
-            raise RuntimeError("boom")
-    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
-    assert (target / "old").read_text() == "old"
-
-
-def test_atomic_directory_replaces(tmp_path):
-    target = tmp_path / "saved_model"
-    target.mkdir()
-    (target / "old").write_text("old")
-    with atomic_directory(str(target)) as tmp:
-        os.makedirs(tmp)
-        with open(os.path.join(tmp, "new"), "w") as f:
-            f.write("new")
-    assert os.listdir(target) == ["new"]
-    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
 
 
 def test_export_failure_in_tracing_leaves_no_folder(tmp_path):

@@ -45,6 +45,30 @@ def test_attention_overlays(tmp_path):
     assert _is_png(path)
 
 
+def test_caption_attention_comparison(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 48, 1), "uint8")
+    soft = rng.random((3, 6, 6))
+    hard = np.zeros((4, 6, 6))
+    hard[np.arange(4), [1, 1, 2, 4], [0, 3, 5, 2]] = 1.0
+    boxes = np.array([[0.1, 0.0, 0.4, 0.3], [0.5, 0.4, 0.8, 0.7]])
+    path = plots.caption_attention_comparison(
+        image,
+        [("soft", ["one", "two", "[END]"], soft), ("hard", list("abcd"), hard)],
+        str(tmp_path / "compare.png"),
+        boxes=boxes,
+        title="one image, two captioners",
+    )
+    assert _is_png(path)
+    from matplotlib import image as mpimg
+
+    # Two rows of panels: taller than one row of the same width.
+    single = plots.caption_attention(
+        image, list("abcd"), hard, str(tmp_path / "single.png")
+    )
+    assert mpimg.imread(path).shape[0] > 1.5 * mpimg.imread(single).shape[0]
+
+
 def _captured_figures(monkeypatch):
     """The figures the plotting functions close (to inspect them)."""
     figures = []

@@ -348,18 +348,25 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
 
 
 def test_reopened_run_folder_drops_half_written_leftovers(tmp_path):
+    from experiments.atomic import temporary_path
     from experiments.rundir import RunDir
 
     out = tmp_path / "run"
     with RunDir(str(out), tiny_config()):
         pass
     # What a writer killed mid-write leaves: temporary names only.
-    (out / ".tmp-123-model.keras").write_text("half")
-    (out / ".saved_model.tmp-1a2b3c4d").mkdir()
-    (out / ".saved_model.tmp-1a2b3c4d" / "saved_model.pb").write_text("x")
-    (out / "saved_model" / ".1.tmp-5e6f7a8b").mkdir(parents=True)
+    half_model = temporary_path(str(out / "model.keras"))
+    half_export = temporary_path(str(out / "saved_model" / "1"))
     (out / "checkpoints").mkdir()
-    (out / "checkpoints" / ".tmp-123-epoch-0002.weights.h5").write_text("x")
+    half_checkpoint = temporary_path(
+        str(out / "checkpoints" / "epoch-0002.weights.h5")
+    )
+    for path in (half_model, half_checkpoint):
+        with open(path, "w") as f:
+            f.write("half")
+    os.makedirs(half_export)
+    with open(os.path.join(half_export, "saved_model.pb"), "w") as f:
+        f.write("x")
     (out / "checkpoints" / "epoch-0001.weights.h5").write_text("kept")
     with RunDir(str(out), tiny_config()):
         pass
@@ -367,6 +374,7 @@ def test_reopened_run_folder_drops_half_written_leftovers(tmp_path):
         ".lock",
         "checkpoints",
         "config.json",
+        "run.json",
         "saved_model",
     ]
     assert os.listdir(out / "checkpoints") == ["epoch-0001.weights.h5"]

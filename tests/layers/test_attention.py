@@ -21,7 +21,6 @@ from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
-from tests.testing import run_docstring_example
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -50,7 +49,12 @@ SCORES = {
 def test_layer_contract_with_masks_dropout_and_causal_mask(score, normalize):
     run_layer_test(
         Attention,
-        {"score": score, "normalize": normalize, "dropout": 0.2, "seed": 3},
+        {
+            "score": score,
+            "probability_fn": normalize,
+            "dropout": 0.2,
+            "seed": 3,
+        },
         [QUERY, VALUE, KEY],
         expected_output_shape=[(2, 3, 6), (2, 3, 5)],
         tensor_kwargs={
@@ -103,10 +107,6 @@ def test_score_instance_round_trips_through_config_and_saving(tmp_path):
     assert type(Attention.from_config(config).score_layer) is GeneralScore
 
 
-def test_docstring_example_runs():
-    run_docstring_example(Attention)
-
-
 # === Numeric tests against NumPy ===
 
 
@@ -137,7 +137,9 @@ def _np_scores(layer, score, query, key):
 def test_matches_numpy(score):
     for normalize in ("softmax", "sparsemax", "sigmoid"):
         layer = Attention(
-            score=score, normalize=normalize, score_kwargs=SCORES[score] or None
+            score=score,
+            probability_fn=normalize,
+            score_kwargs=SCORES[score] or None,
         )
         layer.build(QUERY.shape, VALUE.shape, KEY.shape)
         randomize_weights(layer)
@@ -157,7 +159,7 @@ def test_matches_numpy(score):
 
 
 def test_sparsemax_gives_exact_zeros_and_sums_to_one():
-    layer = Attention(score="dot", normalize="sparsemax")
+    layer = Attention(score="dot", probability_fn="sparsemax")
     _, weights = layer(QUERY * 3, VALUE, key=KEY, return_attention_scores=True)
     weights = to_numpy(weights)
     assert np.sum(weights == 0.0) > 0
@@ -266,7 +268,7 @@ def test_returned_weights_are_taken_before_dropout():
 @pytest.mark.parametrize("normalize", ["softmax", "sparsemax", "sigmoid"])
 def test_fully_masked_rows_give_finite_gradients(normalize):
     layer = Attention(
-        score="additive", normalize=normalize, score_kwargs={"units": 3}
+        score="additive", probability_fn=normalize, score_kwargs={"units": 3}
     )
     check_training_with_fully_masked_rows(layer, QUERY, VALUE)
 
@@ -280,7 +282,7 @@ PROPERTY_SCORES = ["dot", "general", "additive", "cosine", "location"]
 def _layer(score, normalize="softmax", **kwargs):
     return Attention(
         score=score,
-        normalize=normalize,
+        probability_fn=normalize,
         score_kwargs=SCORES[score] or None,
         **kwargs,
     )
@@ -351,8 +353,8 @@ def test_causal_mask_holds_in_every_path(
 
 
 def test_rejects_invalid_arguments():
-    with pytest.raises(ValueError, match="Received: normalize='max'"):
-        Attention(normalize="max")
+    with pytest.raises(ValueError, match="Received: probability_fn='max'"):
+        Attention(probability_fn="max")
     with pytest.raises(ValueError, match="Did you mean: general"):
         Attention(score="genral")
     with pytest.raises(ValueError, match="Received: dropout=1.0"):
@@ -411,3 +413,71 @@ def test_rejects_masks_of_the_wrong_shape():
             keras.Input((5, 4)),
             value_mask=keras.Input((4,), dtype="bool"),
         )
+
+
+# === Keras parity: N-D inputs and the normaliser's name ===
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_nd_inputs_are_the_same_as_keras_attention(causal):
+    """Regression: `[B, H, W, C]` inputs (extra batch axes) used to be
+    refused; `keras.layers.Attention` accepts them."""
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(2, 3, 4, 6)).astype("float32")
+    v = rng.normal(size=(2, 3, 5, 6)).astype("float32")
+    theirs = keras.layers.Attention()
+    want, want_w = theirs(
+        [q, v], return_attention_scores=True, use_causal_mask=causal
+    )
+    ours = Attention("dot")
+    got, got_w = ours(
+        q, v, return_attention_scores=True, use_causal_mask=causal
+    )
+    np.testing.assert_allclose(to_numpy(got), to_numpy(want), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(got_w), to_numpy(want_w), atol=1e-5)
+    # Masks have the batch axes too (Keras's own layer fails on them): the
+    # result is that of the flattened batch.
+    vmask = rng.random((2, 3, 5)) > 0.3
+    want = ours(
+        q.reshape(6, 4, 6), v.reshape(6, 5, 6), value_mask=vmask.reshape(6, 5)
+    )
+    np.testing.assert_allclose(
+        to_numpy(ours(q, v, value_mask=vmask)),
+        to_numpy(want).reshape(2, 3, 4, 6),
+        atol=1e-6,
+    )
+    symbolic = ours(keras.Input((3, 4, 6)), keras.Input((3, 5, 6)))
+    assert tuple(symbolic.shape) == (None, 3, 4, 6)
+    spec = ours.compute_output_spec(
+        keras.KerasTensor((2, 3, 4, 6)),
+        keras.KerasTensor((2, 3, 5, 6)),
+        return_attention_scores=True,
+    )
+    assert tuple(spec[1].shape) == (2, 3, 4, 5)
+    with pytest.raises(ValueError, match="same batch axes"):
+        ours(q, v[:, :2])
+
+
+def test_old_configs_with_normalize_still_load():
+    layer = Attention("dot", probability_fn="sparsemax")
+    config = layer.get_config()
+    assert config["probability_fn"] == "sparsemax" and "normalize" not in config
+    old = {**config, "normalize": config.pop("probability_fn")}
+    assert Attention.from_config(old).probability_fn == "sparsemax"
+
+
+def test_query_position_offsets_the_causal_mask():
+    """One decoder state at step t sees keys 0..t under the causal mask."""
+    layer = Attention("dot")
+    step = QUERY[:, 0]
+    _, weights = layer(
+        step,
+        VALUE,
+        key=KEY,
+        use_causal_mask=True,
+        query_position=np.array([1, 3]),
+        return_attention_scores=True,
+    )
+    weights = to_numpy(weights)
+    assert np.all(weights[0, 2:] == 0) and np.all(weights[0, :2] > 0)
+    assert np.all(weights[1, 4:] == 0) and np.all(weights[1, :4] > 0)

@@ -19,7 +19,6 @@ from tests.layers.attention_checks import check_training_with_fully_masked_rows
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
-from tests.testing import run_docstring_example
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -51,10 +50,6 @@ def test_layer_contract_with_one_decoder_state():
         expected_output_shape=(2, 6),
         tensor_kwargs={"value_mask": VALUE_MASK},
     )
-
-
-def test_docstring_example_runs():
-    run_docstring_example(BahdanauAttention)
 
 
 def test_reuses_the_additive_score():

@@ -23,7 +23,6 @@ from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
-from tests.testing import run_docstring_example
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -87,10 +86,6 @@ def test_layer_contract_with_causal_mask_and_sparsemax():
         expected_output_shape=(2, 4, 5),
         call_kwargs={"use_causal_mask": True},
     )
-
-
-def test_docstring_example_runs():
-    run_docstring_example(LuongAttention)
 
 
 def test_uses_the_registered_scores():

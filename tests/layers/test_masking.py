@@ -136,8 +136,8 @@ def test_merge_masks_rejects_wrong_shapes(kwargs, name):
 
 
 def test_normalize_scores_rejects_unknown_name():
-    with pytest.raises(ValueError, match="normalize='relu'"):
-        masking.normalize_scores(np.zeros((1, 2)), normalize="relu")
+    with pytest.raises(ValueError, match="probability_fn='relu'"):
+        masking.normalize_scores(np.zeros((1, 2)), probability_fn="relu")
 
 
 @pytest.mark.tf_only

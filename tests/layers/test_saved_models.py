@@ -82,7 +82,7 @@ def sequence_cases():
     cases.append(
         _sequence_classifier(
             "attention_sparsemax_causal",
-            lambda x: layers.Attention(normalize="sparsemax")(
+            lambda x: layers.Attention(probability_fn="sparsemax")(
                 x, x, use_causal_mask=True
             ),
         )

@@ -10,14 +10,12 @@ from layers import DotScore
 from layers import GeneralScore
 from layers import LocationScore
 from layers import ScaledDotScore
-from layers import Score
 from layers import get_score
 from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
-from tests.testing import run_docstring_example
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -48,23 +46,6 @@ def test_layer_contract(cls, kwargs, key):
         [QUERY, key],
         expected_output_shape=(2, 3, 5),
     )
-
-
-@pytest.mark.parametrize(
-    "cls",
-    [
-        DotScore,
-        ScaledDotScore,
-        GeneralScore,
-        AdditiveScore,
-        CosineScore,
-        LocationScore,
-        Score,
-        get_score,
-    ],
-)
-def test_docstring_example_runs(cls):
-    run_docstring_example(cls)
 
 
 # === Numeric tests against NumPy, from the layers' own weights ===

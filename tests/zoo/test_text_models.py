@@ -192,13 +192,13 @@ def test_variants(name, extra):
     [
         ("bigru_attention", {"pooling": "mean"}, "`pooling` must be one of"),
         ("bigru_luong", {"score": "location"}, "`score` must be one of"),
-        ("bigru_attention", {"rnn_units": 0}, "`rnn_units` must be"),
-        ("bigru_attention", {"dropout": 1.0}, "`dropout` must be"),
-        ("bigru_attention", {"num_classes": 1}, "`num_classes` must be"),
+        ("bigru_attention", {"rnn_units": 0}, "`rnn_units` expected"),
+        ("bigru_attention", {"dropout": 1.0}, "`dropout` expected"),
+        ("bigru_attention", {"num_classes": 1}, "`num_classes` expected"),
         ("bigru_attention", {"sequence_length": 0}, "`sequence_length`"),
         ("bigru_attention", {"vocabulary": []}, "`vocabulary` is empty"),
         ("bigru_attention", {"vocabulary": ["a", "a"]}, "duplicate"),
-        ("han", {"max_sentences": 0}, "`max_sentences` must be"),
+        ("han", {"max_sentences": 0}, "`max_sentences` expected"),
         (
             "transformer_classifier",
             {"embedding_dim": 10, "num_heads": 4},

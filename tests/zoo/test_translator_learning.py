@@ -7,7 +7,6 @@ summary saturated, so every source got the same translation; Luong's
 sentence pairs (Debian package `trans-de-en`) and checks the behaviour.
 """
 
-import numpy as np
 import pytest
 
 from tests.zoo import translation_probe
@@ -42,10 +41,7 @@ def test_luong_attention_stays_off_start_token(pairs, score):
     model, source, target = translation_probe.train_on_batch(
         "seq2seq_luong", pairs, steps=300, score=score
     )
-    attentional, alignments = translation_probe.probe_attention(
-        model, source, target
-    )
-    # Not collapsed onto [START] (source position 0) ...
+    _, alignments = translation_probe.probe_attention(model, source, target)
+    # Not collapsed onto [START] (source position 0), and not uniform.
     assert alignments[:, 0].mean() < 0.3
-    # ... and the attentional state is not pinned at a bound.
-    assert np.mean(np.abs(np.tanh(attentional)) > 0.99) < 0.5
+    assert alignments.max(axis=-1).mean() > 2.0 / alignments.shape[-1]

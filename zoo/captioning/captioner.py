@@ -20,10 +20,9 @@ class Captioner(SequenceGenerator):
     model's input size; its `attention` is `[..., L, rows * cols]`.
 
     Args:
-        start_id: id of the start token fed at the first step.
-        end_id: id of the end token that finishes a caption.
         max_caption_length: default maximum number of produced tokens.
-        **kwargs: `keras.Model` arguments (`inputs`, `outputs`, `name`).
+        **kwargs: `SequenceGenerator` arguments (`start_id`, `end_id`) and
+            `keras.Model` arguments (`inputs`, `outputs`, `name`).
     """
 
     max_length_key = "max_caption_length"

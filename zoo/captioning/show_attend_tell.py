@@ -4,6 +4,7 @@ with soft or stochastic hard attention (Xu et al. 2015)."""
 import keras
 
 from layers import PositionEmbedding
+from layers.validation import check_positive_int
 from zoo.captioning.captioner import Captioner
 from zoo.captioning.show_attend_tell_decoder import ShowAttendTellDecoder
 from zoo.registry import register_model
@@ -46,6 +47,31 @@ def _check_filters(filters):
     return filters
 
 
+def check_encoder(input_shape, encoder_filters, convs_per_stage):
+    """Validated `(input_shape, encoder_filters)` of `cnn_encoder` (tuples);
+    `ValueError` naming the bad argument otherwise."""
+    input_shape = _check_shape(input_shape)
+    encoder_filters = _check_filters(encoder_filters)
+    check_positive_int("convs_per_stage", convs_per_stage)
+    annotation_grid(input_shape, encoder_filters)
+    return input_shape, encoder_filters
+
+
+def annotation_grid(input_shape, encoder_filters):
+    """`(rows, cols)` of `cnn_encoder`'s feature map (each stage halves)."""
+    stages = len(encoder_filters)
+    rows = input_shape[0] // 2**stages
+    cols = input_shape[1] // 2**stages
+    if rows < 1 or cols < 1:
+        raise ValueError(
+            f"{stages} pooling stages shrink a {input_shape[0]}x"
+            f"{input_shape[1]} image to nothing: use fewer "
+            f"encoder_filters or larger images. Received: "
+            f"input_shape={input_shape}, encoder_filters={encoder_filters}"
+        )
+    return rows, cols
+
+
 def cnn_encoder(input_shape, filters, convs_per_stage, name="encoder"):
     """Small VGG-style CNN: per stage `convs_per_stage` 3x3 conv-BN-ReLU
     layers, then 2x2 max pooling; returns the feature map `[h, w, D]`
@@ -82,8 +108,10 @@ class ShowAttendTell(Captioner):
     locations, e.g. "the next digit to the right"). The
     `ShowAttendTellDecoder` emits one word per step while attending over
     them, with soft or stochastic hard attention, the gating scalar beta,
-    the doubly stochastic regulariser (soft) and REINFORCE with a
-    moving-average baseline and an entropy bonus (hard).
+    the doubly stochastic regulariser (soft); hard attention learns with
+    REINFORCE (a baseline, an entropy bonus, the expected context for half
+    the images) or the straight-through Gumbel-softmax estimator, after an
+    optional soft-to-hard curriculum (`HardAttentionObjective`).
 
     References:
         Xu et al. 2015, "Show, Attend and Tell: Neural Image Caption
@@ -107,7 +135,21 @@ class ShowAttendTell(Captioner):
         entropy_weight: entropy bonus weight (hard).
         baseline_decay: moving-average baseline decay (hard).
         expectation_probability: probability of the expected context per
-            training image (hard).
+            training image (hard, after the curriculum).
+        estimator: `"reinforce"` or `"gumbel"` (hard): how the attention
+            network learns from the discrete locations (REINFORCE, or
+            straight-through Gumbel-softmax).
+        baseline: `"learned"` (normalised rewards to go minus a baseline
+            learned from the decoder state) or `"moving_average"` (the
+            paper's) (hard, REINFORCE).
+        anneal_steps: training steps of the soft-to-hard curriculum (hard;
+            0: none): the expected-context probability falls from 1 to
+            `expectation_probability`, the entropy bonus to 0.
+        temperature: Gumbel-softmax temperature (hard, gumbel).
+        stop_key_gradient: the attention scores read the annotation
+            vectors through a stop gradient (hard).
+        samples: location sequences sampled per training image (hard,
+            REINFORCE; >= 2 with `baseline="leave_one_out"`).
         seed: seed of sampling and dropout.
         start_id, end_id, max_caption_length: see `Captioner`.
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -146,33 +188,22 @@ class ShowAttendTell(Captioner):
         entropy_weight=0.01,
         baseline_decay=0.9,
         expectation_probability=0.5,
+        estimator="reinforce",
+        baseline="learned",
+        anneal_steps=0,
+        temperature=1.0,
+        stop_key_gradient=False,
+        samples=1,
         seed=None,
         start_id=START_ID,
         end_id=END_ID,
         max_caption_length=24,
         **kwargs,
     ):
-        input_shape = _check_shape(input_shape)
-        encoder_filters = _check_filters(encoder_filters)
-        if (
-            isinstance(convs_per_stage, bool)
-            or not isinstance(convs_per_stage, int)
-            or convs_per_stage < 1
-        ):
-            raise ValueError(
-                "`convs_per_stage` expected a positive integer. Received: "
-                f"convs_per_stage={convs_per_stage!r}"
-            )
-        stages = len(encoder_filters)
-        rows = input_shape[0] // 2**stages
-        cols = input_shape[1] // 2**stages
-        if rows < 1 or cols < 1:
-            raise ValueError(
-                f"{stages} pooling stages shrink a {input_shape[0]}x"
-                f"{input_shape[1]} image to nothing: use fewer "
-                f"encoder_filters or larger images. Received: "
-                f"input_shape={input_shape}, encoder_filters={encoder_filters}"
-            )
+        input_shape, encoder_filters = check_encoder(
+            input_shape, encoder_filters, convs_per_stage
+        )
+        rows, cols = annotation_grid(input_shape, encoder_filters)
 
         # === Layers ===
         self.encoder = cnn_encoder(
@@ -198,6 +229,12 @@ class ShowAttendTell(Captioner):
             entropy_weight=entropy_weight,
             baseline_decay=baseline_decay,
             expectation_probability=expectation_probability,
+            estimator=estimator,
+            baseline=baseline,
+            anneal_steps=anneal_steps,
+            temperature=temperature,
+            stop_key_gradient=stop_key_gradient,
+            samples=samples,
             pad_id=PAD_ID,
             end_id=end_id,
             seed=seed,
@@ -234,6 +271,12 @@ class ShowAttendTell(Captioner):
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.expectation_probability = expectation_probability
+        self.estimator = estimator
+        self.baseline = baseline
+        self.anneal_steps = anneal_steps
+        self.temperature = temperature
+        self.stop_key_gradient = stop_key_gradient
+        self.samples = samples
         self.seed = seed
         self._grid = (rows, cols)
 
@@ -282,6 +325,12 @@ class ShowAttendTell(Captioner):
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
             "expectation_probability": self.expectation_probability,
+            "estimator": self.estimator,
+            "baseline": self.baseline,
+            "anneal_steps": self.anneal_steps,
+            "temperature": self.temperature,
+            "stop_key_gradient": self.stop_key_gradient,
+            "samples": self.samples,
             "seed": self.seed,
         }
 
@@ -298,8 +347,12 @@ def show_attend_tell_soft(vocab_size=1000, input_shape=(48, 48, 1), **kwargs):
 
 @register_model(task="image_captioning", inputs=INPUTS, paper=PAPER)
 def show_attend_tell_hard(vocab_size=1000, input_shape=(48, 48, 1), **kwargs):
-    """Stochastic hard attention trained with REINFORCE, moving-average
-    baseline and entropy bonus (Xu et al. 2015, §4.1)."""
+    """Stochastic hard attention (Xu et al. 2015, §4.1), trained with
+    REINFORCE (`estimator="reinforce"`: learned state-conditioned baseline
+    on normalised rewards to go, entropy bonus, expected context with
+    probability 0.5) or straight-through Gumbel-softmax
+    (`estimator="gumbel"`); `anneal_steps` adds a soft-to-hard
+    curriculum."""
     kwargs.setdefault("name", "show_attend_tell_hard")
     return ShowAttendTell(
         vocab_size, input_shape=input_shape, attention="hard", **kwargs

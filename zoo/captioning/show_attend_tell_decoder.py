@@ -12,27 +12,13 @@ from keras import ops
 
 from layers import BahdanauAttention
 from layers import HardAttention
+from layers.validation import check_non_negative_number
+from layers.validation import check_positive_int
+from layers.validation import check_rate
+from zoo.captioning.show_attend_tell_objective import HardAttentionObjective
+from zoo.captioning.show_attend_tell_objective import check_options
 
 ATTENTIONS = ("soft", "hard")
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` expected a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_non_negative(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value < 0
-    ):
-        raise ValueError(
-            f"`{name}` expected a non-negative number. Received: "
-            f"{name}={value!r}"
-        )
 
 
 def target_out_from_target_in(target_in, pad_id, end_id):
@@ -79,20 +65,22 @@ class ShowAttendTellDecoder(keras.layers.Layer):
     - soft: the doubly stochastic regulariser
       `attention_regularizer * sum_i (1 - sum_t alpha_ti)^2` (eq. 14, summed
       over the caption's real steps, averaged over the batch);
-    - hard: the REINFORCE term of eq. 12,
-      `-reinforce_weight * (r - b) * log p(s | a)` with the reward
-      `r = log p(y | s, a)` (the caption's log-likelihood under the sampled
-      locations, no gradient), `b` an exponential moving average of `r`
-      (`baseline_decay`, bias-corrected), minus `entropy_weight * H[s]`.
-      With probability `expectation_probability` an image's sampled
-      contexts are replaced by their expectation `alpha_t @ a` (the
-      variance reduction of §4.1); those images get no REINFORCE term.
-      The attention scores read the annotation vectors through a stop
-      gradient: the REINFORCE gradient reaches the encoder only through the
-      LSTM state, not through every key of every step (the paper's
-      encoder, a pretrained VGG, was not trained at all; without the stop
-      its gradient was ~9x the likelihood gradient at initialisation on
-      digit_scenes, ~15x on the CNN kernels).
+    - hard: the loss of `HardAttentionObjective`: with
+      `estimator="reinforce"` the REINFORCE term of eq. 12 (reward: the
+      log-likelihood of the caption's words under the sampled locations;
+      with `baseline="learned"` per-step rewards to go, normalised, minus a
+      baseline learned from the state `h_{t-1}`; with
+      `baseline="moving_average"` the paper's moving average) and an
+      entropy bonus; with `estimator="gumbel"` the locations are
+      straight-through Gumbel-softmax samples (`HardAttention`'s
+      `mode="gumbel"`: one-hot forward, the relaxed softmax's gradient
+      backward), so only the entropy bonus is added. With probability
+      `expectation_probability` an image's sampled contexts are replaced
+      by their expectation `alpha_t @ a` (the variance reduction of §4.1);
+      a curriculum (`anneal_steps`) starts that probability at 1 (soft
+      attention) and lowers it linearly. The scores read the annotation
+      vectors with their gradient unless `stop_key_gradient` (the
+      paper's encoder, a pretrained VGG, was not trained at all).
 
     The targets of the reward are derived from `target_in` (shifted left,
     end token appended: the pipelines' teacher-forcing convention).
@@ -116,7 +104,18 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         entropy_weight: `lambda_e` of the entropy bonus (hard).
         baseline_decay: decay of the moving-average reward baseline.
         expectation_probability: probability per image of training with the
-            expected context instead of a sample (hard).
+            expected context instead of a sample (hard; after the
+            curriculum).
+        estimator: `"reinforce"` or `"gumbel"` (hard).
+        baseline: `"learned"` or `"moving_average"` (hard, REINFORCE).
+        anneal_steps: training steps of the soft-to-hard curriculum (hard;
+            0: none).
+        temperature: Gumbel-softmax temperature (hard, gumbel).
+        stop_key_gradient: the attention scores read the annotation
+            vectors through a stop gradient (hard).
+        samples: location sequences sampled per training image (hard;
+            >= 2 with `baseline="leave_one_out"`); the cross-entropy
+            reads the first.
         pad_id: padding id of `target_in`.
         end_id: end token id (for the reward's targets).
         seed: seed of the sampling (hard) and dropout.
@@ -156,6 +155,12 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         entropy_weight=0.01,
         baseline_decay=0.9,
         expectation_probability=0.5,
+        estimator="reinforce",
+        baseline="learned",
+        anneal_steps=0,
+        temperature=1.0,
+        stop_key_gradient=False,
+        samples=1,
         pad_id=0,
         end_id=3,
         seed=None,
@@ -167,26 +172,24 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             ("units", units),
             ("attention_units", attention_units),
         ):
-            _check_positive(name, value)
+            check_positive_int(name, value)
         if attention not in ATTENTIONS:
             raise ValueError(
                 f"`attention` must be one of {ATTENTIONS}. Received: "
                 f"attention={attention!r}"
             )
+        check_options(estimator, baseline, anneal_steps, samples)
         for name, value in (
             ("attention_regularizer", attention_regularizer),
             ("reinforce_weight", reinforce_weight),
             ("entropy_weight", entropy_weight),
         ):
-            _check_non_negative(name, value)
+            check_non_negative_number(name, value)
         for name, value in (
             ("dropout", dropout),
             ("baseline_decay", baseline_decay),
         ):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(
-                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
-                )
+            check_rate(name, value)
         if not 0.0 <= expectation_probability <= 1.0:
             raise ValueError(
                 "`expectation_probability` must be in [0, 1]. Received: "
@@ -204,6 +207,12 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         self.entropy_weight = float(entropy_weight)
         self.baseline_decay = float(baseline_decay)
         self.expectation_probability = float(expectation_probability)
+        self.estimator = estimator
+        self.baseline = baseline
+        self.anneal_steps = anneal_steps
+        self.temperature = float(temperature)
+        self.stop_key_gradient = bool(stop_key_gradient)
+        self.samples = samples
         self.pad_id = pad_id
         self.end_id = end_id
         self.seed = seed
@@ -228,10 +237,23 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             self.attention_layer = HardAttention(
                 attention_units,
                 score="additive",
-                mode="sample",
+                mode="gumbel" if estimator == "gumbel" else "sample",
+                temperature=temperature,
                 seed=seed,
                 dtype=dtype,
                 name="attention",
+            )
+            self.objective = HardAttentionObjective(
+                estimator=estimator,
+                baseline=baseline,
+                reinforce_weight=reinforce_weight,
+                entropy_weight=entropy_weight,
+                baseline_decay=baseline_decay,
+                expectation_probability=expectation_probability,
+                anneal_steps=anneal_steps,
+                samples=samples,
+                dtype=dtype,
+                name="objective",
             )
         self.gate = keras.layers.Dense(
             1, activation="sigmoid", dtype=dtype, name="beta_gate"
@@ -269,20 +291,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         self.out_z.build((batch, depth))
         self.logits_dense.build((batch, self.embedding_dim))
         if self.attention == "hard":
-            # Moving average of the reward and its step count (for the
-            # bias correction of an average started at zero).
-            self.reward_average = self.add_weight(
-                name="reward_average",
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-            )
-            self.reward_steps = self.add_weight(
-                name="reward_steps",
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-            )
+            self.objective.build(self.units)
         self.built = True
 
     # === Pieces shared by training and decoding ===
@@ -329,14 +338,13 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             log_prob = ops.zeros_like(alpha[:, 0])
             entropy = log_prob
         else:
-            # The scores read the annotations without gradient, so the
-            # score-function (REINFORCE) gradient does not flood the
-            # encoder (the paper's VGG encoder was fixed). The selected
-            # vectors (the values) keep their gradient.
+            keys = annotations
+            if self.stop_key_gradient:
+                keys = ops.stop_gradient(annotations)
             attended, alpha, log_prob, probs = self.attention_layer(
                 h,
                 annotations,
-                key=ops.stop_gradient(annotations),
+                key=keys,
                 return_attention_scores=True,
                 return_log_probs=True,
                 return_probabilities=True,
@@ -367,16 +375,26 @@ class ShowAttendTellDecoder(keras.layers.Layer):
 
     def call(self, annotations, target_in, training=None):
         target_in = ops.cast(target_in, "int32")
+        sampling = bool(training) and self.attention == "hard"
+        if sampling and self.samples > 1:
+            # Each image `samples` times in a row; the first sample's
+            # logits are returned (the cross-entropy), all of them train
+            # the attention.
+            annotations = ops.repeat(annotations, self.samples, axis=0)
+            target_in = ops.repeat(target_in, self.samples, axis=0)
         mask = ops.cast(ops.not_equal(target_in, self.pad_id), "float32")
         embedded = self.embedding(target_in)  # [B, T, E]
         context = self.decoding_context(annotations)
         state = self.initial_state(annotations)
         expected = None
-        sampling = bool(training) and self.attention == "hard"
         if sampling:
-            batch = ops.shape(annotations)[0]
-            draw = keras.random.uniform((batch,), seed=self._seed_generator)
-            expected = draw < self.expectation_probability
+            progress = self.objective.advance()
+            images = ops.shape(annotations)[0] // self.samples
+            draw = keras.random.uniform((images,), seed=self._seed_generator)
+            expected = draw < self.objective.expected_context_probability(
+                progress
+            )
+            expected = ops.repeat(expected, self.samples, axis=0)
 
         def body(carry, embedded_t):
             outputs = self.step(
@@ -404,9 +422,23 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         if training and self.attention == "soft":
             self._add_doubly_stochastic_loss(alpha, mask)
         if sampling:
-            self._add_reinforce_loss(
-                logits, target_in, mask, log_prob, entropy, expected
+            # The state each step's attention was computed from: h_{t-1}.
+            previous_h = ops.concatenate(
+                [ops.expand_dims(state[0], 1), h[:, :-1]], axis=1
             )
+            self.add_loss(
+                self.objective.loss(
+                    self.word_log_likelihoods(logits, target_in),
+                    mask,
+                    log_prob,
+                    entropy,
+                    1.0 - ops.cast(expected, "float32"),
+                    previous_h,
+                    progress,
+                )
+            )
+            if self.samples > 1:
+                logits = logits[:: self.samples]
         return logits
 
     def _add_doubly_stochastic_loss(self, alpha, mask):
@@ -417,31 +449,15 @@ class ShowAttendTellDecoder(keras.layers.Layer):
         penalty = ops.sum(ops.square(1.0 - coverage), axis=-1)
         self.add_loss(self.attention_regularizer * ops.mean(penalty))
 
-    def _add_reinforce_loss(
-        self, logits, target_in, mask, log_prob, entropy, expected
-    ):
+    def word_log_likelihoods(self, logits, target_in):
+        """`log p(y_t | ...)` `[B, T]` of the teacher-forcing targets."""
         target_out = target_out_from_target_in(
             target_in, self.pad_id, self.end_id
         )
         log_p = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        token_log_p = ops.take_along_axis(
+        return ops.take_along_axis(
             log_p, ops.expand_dims(target_out, -1), axis=-1
         )[..., 0]
-        reward = ops.stop_gradient(ops.sum(token_log_p * mask, axis=1))  # [B]
-        decay = self.baseline_decay
-        steps = self.reward_steps + 1.0
-        average = decay * self.reward_average + (1.0 - decay) * ops.mean(reward)
-        self.reward_steps.assign(steps)
-        self.reward_average.assign(average)
-        baseline = average / (1.0 - ops.power(decay, steps))
-        sampled = 1.0 - ops.cast(expected, "float32")  # [B]
-        advantage = ops.stop_gradient(reward - baseline) * sampled
-        selection_log_p = ops.sum(log_prob * mask, axis=1)  # log p(s | a)
-        caption_entropy = ops.sum(entropy * mask, axis=1)
-        self.add_loss(
-            -self.reinforce_weight * ops.mean(advantage * selection_log_p)
-            - self.entropy_weight * ops.mean(caption_entropy)
-        )
 
     def compute_output_shape(self, annotations_shape, target_in_shape):
         return (*tuple(target_in_shape)[:2], self.vocab_size)
@@ -459,6 +475,12 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
             "expectation_probability": self.expectation_probability,
+            "estimator": self.estimator,
+            "baseline": self.baseline,
+            "anneal_steps": self.anneal_steps,
+            "temperature": self.temperature,
+            "stop_key_gradient": self.stop_key_gradient,
+            "samples": self.samples,
             "pad_id": self.pad_id,
             "end_id": self.end_id,
             "seed": self.seed,

@@ -12,6 +12,7 @@ et al. 2018) and ECA-Net (Wang et al. 2020) do, or non-local blocks
 import keras
 
 import layers
+from layers.validation import check_positive_int
 from zoo.image_inputs import image_inputs
 from zoo.registry import register_model
 from zoo.resnet.zero_pad_shortcut import ZeroPadShortcut
@@ -140,10 +141,7 @@ def cifar_resnet(
             f"`shortcut` must be one of {SHORTCUTS}. Received: "
             f"shortcut={shortcut!r}"
         )
-    if not isinstance(width, int) or width <= 0:
-        raise ValueError(
-            f"`width` must be a positive integer. Received: width={width!r}"
-        )
+    check_positive_int("width", width)
     blocks_per_stage = (depth - 2) // 6
     prefix = {None: "", "non_local": "nonlocal_"}.get(
         attention, f"{_label(attention)}_"

@@ -9,6 +9,8 @@ CIFAR ResNets keep their parameter counts (ResNet-20: 0.27M).
 import keras
 from keras import ops
 
+from layers.validation import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
 class ZeroPadShortcut(keras.layers.Layer):
@@ -38,16 +40,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def __init__(self, filters, strides=1, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters <= 0:
-            raise ValueError(
-                "`filters` must be a positive integer. Received: "
-                f"filters={filters!r}"
-            )
-        if not isinstance(strides, int) or strides <= 0:
-            raise ValueError(
-                "`strides` must be a positive integer. Received: "
-                f"strides={strides!r}"
-            )
+        check_positive_int("filters", filters)
+        check_positive_int("strides", strides)
         self.filters = filters
         self.strides = strides
 

@@ -15,13 +15,14 @@ import keras
 from keras import ops
 
 from layers import AttentionPooling1D
+from layers.validation import check_int
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.text.fold_sentences import FoldSentences
 from zoo.text.recurrent_classifier import bigru_encoder
 from zoo.text.recurrent_classifier import embed_tokens
 from zoo.text.sentence_split import SentenceSplit
-from zoo.text.text_inputs import check_int
-from zoo.text.text_inputs import check_rate
 from zoo.text.text_inputs import classifier_head
 from zoo.text.text_inputs import make_vectorizer
 from zoo.text.unfold_sentences import UnfoldSentences
@@ -83,15 +84,15 @@ def han(
     (2, 2)
     """
 
-    check_int("num_classes", num_classes, 2)
-    check_int("max_sentences", max_sentences)
+    check_int("num_classes", num_classes, minimum=2)
+    check_positive_int("max_sentences", max_sentences)
     for arg, value in (
         ("embedding_dim", embedding_dim),
         ("word_units", word_units),
         ("sentence_units", sentence_units),
         ("attention_units", attention_units),
     ):
-        check_int(arg, value)
+        check_positive_int(arg, value)
     dropout = check_rate("dropout", dropout)
     embedding_dropout = check_rate("embedding_dropout", embedding_dropout)
     # === Layers ===

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from zoo.text.text_inputs import check_int
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -44,7 +44,7 @@ class LearnedQuery(keras.layers.Layer):
 
     def __init__(self, units, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        self.units = check_int("units", units)
+        self.units = check_positive_int("units", units)
         self.initializer = keras.initializers.get(initializer)
 
     def build(self, input_shape):

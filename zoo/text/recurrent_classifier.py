@@ -25,11 +25,11 @@ import keras
 from layers import AttentionPooling1D
 from layers import HardAttention
 from layers import LuongAttention
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.text.learned_query import LearnedQuery
 from zoo.text.masked_global_pooling_1d import MaskedGlobalPooling1D
-from zoo.text.text_inputs import check_int
-from zoo.text.text_inputs import check_rate
 from zoo.text.text_inputs import classifier_head
 from zoo.text.text_inputs import text_inputs
 
@@ -166,15 +166,15 @@ def bigru_classifier(
             f"`score` must be one of {LUONG_SCORES} (a learned query has no "
             f"position for the 'location' score). Received: score={score!r}"
         )
-    check_int("embedding_dim", embedding_dim)
-    check_int("rnn_units", rnn_units)
-    check_int("num_heads", num_heads)
-    check_int("k", k)
+    check_positive_int("embedding_dim", embedding_dim)
+    check_positive_int("rnn_units", rnn_units)
+    check_positive_int("num_heads", num_heads)
+    check_positive_int("k", k)
     dropout = check_rate("dropout", dropout)
     embedding_dropout = check_rate("embedding_dropout", embedding_dropout)
     if attention_units is None:
         attention_units = 2 * rnn_units
-    check_int("attention_units", attention_units)
+    check_positive_int("attention_units", attention_units)
     default_names = {
         "attention": "bigru_attention",
         "luong": "bigru_luong",

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from zoo.text.text_inputs import check_int
+from layers.validation import check_positive_int
 
 _SEPARATOR = "\x1e"  # ASCII record separator: never in real text
 # A sentence ends after . ! ? (optionally followed by closing quotes or
@@ -44,7 +44,7 @@ class SentenceSplit(keras.layers.Layer):
 
     def __init__(self, max_sentences=16, **kwargs):
         super().__init__(**kwargs)
-        self.max_sentences = check_int("max_sentences", max_sentences)
+        self.max_sentences = check_positive_int("max_sentences", max_sentences)
 
     def call(self, inputs):
         texts = tf.convert_to_tensor(inputs)

@@ -14,6 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from layers.validation import check_int
+from layers.validation import check_positive_int
+
 PAD, OOV = "", "[UNK]"
 VECTORIZER_NAME = "vectorizer"
 
@@ -110,29 +113,6 @@ def build_vocabulary(texts, max_tokens=20000, min_count=1, batch_size=1024):
     return [token.decode("utf-8") for token, _ in ranked[: max_tokens - 2]]
 
 
-def check_int(name, value, minimum=1):
-    """Raises `ValueError` unless `value` is an int `>= minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: "
-            f"{name}={value!r}"
-        )
-    return value
-
-
-def check_rate(name, value):
-    """Raises `ValueError` unless `0 <= value < 1`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (0 <= value < 1)
-    ):
-        raise ValueError(
-            f"`{name}` must be a number in [0, 1). Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 def make_vectorizer(vocabulary=None, max_tokens=20000, sequence_length=64):
     """The model's `TextVectorization` layer (`[N]` strings -> `[N, L]`).
 
@@ -149,7 +129,7 @@ def make_vectorizer(vocabulary=None, max_tokens=20000, sequence_length=64):
         `(layer, vocabulary_size)`; the embedding needs `vocabulary_size`
         rows.
     """
-    check_int("sequence_length", sequence_length)
+    check_positive_int("sequence_length", sequence_length)
     if vocabulary is not None:
         vocabulary = [str(t) for t in vocabulary if str(t) not in (PAD, OOV)]
         if not vocabulary:
@@ -158,7 +138,7 @@ def make_vectorizer(vocabulary=None, max_tokens=20000, sequence_length=64):
             raise ValueError("`vocabulary` holds duplicate tokens.")
         size = len(vocabulary) + 2
     else:
-        check_int("max_tokens", max_tokens, 3)
+        check_int("max_tokens", max_tokens, minimum=3)
         size = max_tokens
     layer = keras.layers.TextVectorization(
         max_tokens=None if vocabulary is not None else max_tokens,

@@ -15,11 +15,11 @@ from keras import ops
 from layers import AttentionPooling1D
 from layers import MultiHeadAttention
 from layers import PositionEmbedding
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.text.masked_global_pooling_1d import MaskedGlobalPooling1D
 from zoo.text.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from zoo.text.text_inputs import check_int
-from zoo.text.text_inputs import check_rate
 from zoo.text.text_inputs import classifier_head
 from zoo.text.text_inputs import text_inputs
 
@@ -139,7 +139,7 @@ def transformer_classifier(
         ("ff_dim", ff_dim),
         ("num_layers", num_layers),
     ):
-        check_int(arg, value)
+        check_positive_int(arg, value)
     if embedding_dim % num_heads or embedding_dim % 2:
         raise ValueError(
             "`embedding_dim` must be even and divisible by `num_heads`. "

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from zoo.text.text_inputs import check_int
+from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -29,7 +29,7 @@ class UnfoldSentences(keras.layers.Layer):
 
     def __init__(self, num_sentences, **kwargs):
         super().__init__(**kwargs)
-        self.num_sentences = check_int("num_sentences", num_sentences)
+        self.num_sentences = check_positive_int("num_sentences", num_sentences)
 
     def call(self, inputs):
         return ops.reshape(inputs, (-1, self.num_sentences, *inputs.shape[1:]))

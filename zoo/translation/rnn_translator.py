@@ -14,6 +14,9 @@ from layers import AttentionRNN
 from layers import AttentionRNNCell
 from layers import BahdanauAttention
 from layers import LuongAttention
+from layers.validation import check_choice
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
@@ -54,20 +57,6 @@ class ConcatToSteps(keras.layers.Layer):
 
     def compute_mask(self, inputs, previous_mask):
         return previous_mask
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` expected a positive integer. Received: {name}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -169,27 +158,24 @@ class RNNTranslator(Translator):
             ("embedding_dim", embedding_dim),
             ("units", units),
         ):
-            _check_positive(name, value)
+            check_positive_int(name, value)
         if attention_units is not None:
-            _check_positive("attention_units", attention_units)
-        _check_choice("cell", cell, CELLS)
-        _check_choice("attention", attention, ATTENTIONS)
-        _check_choice("merge_mode", merge_mode, MERGE_MODES)
+            check_positive_int("attention_units", attention_units)
+        check_choice("cell", cell, CELLS)
+        check_choice("attention", attention, ATTENTIONS)
+        check_choice("merge_mode", merge_mode, MERGE_MODES)
         if bridge is None:
             bridge = "layer_norm" if attention is None else "tanh"
-        _check_choice("bridge", bridge, BRIDGES)
+        check_choice("bridge", bridge, BRIDGES)
         if attention == "luong":
-            _check_choice("score", score, ("dot", "general", "concat"))
+            check_choice("score", score, ("dot", "general", "concat"))
             if score == "dot" and merge_mode != "sum":
                 raise ValueError(
                     "The Luong 'dot' score needs memory and decoder states "
                     "of equal size: use merge_mode='sum'. Received: "
                     f"score={score!r}, merge_mode={merge_mode!r}"
                 )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
+        check_rate("dropout", dropout)
         recurrent = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
         cell_class = {
             "gru": keras.layers.GRUCell,

@@ -7,6 +7,8 @@ incremental-decoding cache used by greedy and beam search).
 import keras
 from keras import ops
 
+from layers.validation import check_positive_int
+from layers.validation import check_rate
 from zoo.registry import register_model
 from zoo.tokens import END_ID
 from zoo.tokens import PAD_ID
@@ -16,13 +18,6 @@ from zoo.translation.token_position_embedding import TokenPositionEmbedding
 from zoo.translation.transformer_decoder_block import TransformerDecoderBlock
 from zoo.translation.transformer_encoder_block import TransformerEncoderBlock
 from zoo.translation.translator import Translator
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` expected a positive integer. Received: {name}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -96,16 +91,13 @@ class TransformerTranslator(Translator):
             ("num_heads", num_heads),
             ("ff_dim", ff_dim),
         ):
-            _check_positive(name, value)
+            check_positive_int(name, value)
         if model_dim % num_heads:
             raise ValueError(
                 "`model_dim` must be divisible by `num_heads`. Received: "
                 f"model_dim={model_dim}, num_heads={num_heads}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
+        check_rate("dropout", dropout)
 
         # === Layers ===
         self.source_embedding = TokenPositionEmbedding(

@@ -19,10 +19,9 @@ class Translator(SequenceGenerator):
     defaults to the GNMT length penalty 0.6).
 
     Args:
-        start_id: id of the start token fed at the first step.
-        end_id: id of the end token that finishes a translation.
         max_target_length: default maximum number of produced tokens.
-        **kwargs: `keras.Model` arguments (`inputs`, `outputs`, `name`).
+        **kwargs: `SequenceGenerator` arguments (`start_id`, `end_id`) and
+            `keras.Model` arguments (`inputs`, `outputs`, `name`).
     """
 
     max_length_key = "max_target_length"
