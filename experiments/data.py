@@ -419,6 +419,15 @@ class TrainStream:
         prepare: optional `(example, seed) -> element`, `seed` a `[2]` int64
             tensor for stateless random ops (`tf.image.stateless_*`); the
             per-example work (augmentation, one-hot targets).
+        prepare_batch: optional `(examples, seeds) -> elements`, the
+            vectorised form of `prepare` (used instead of it): `examples`
+            a per-replica batch, `seeds` `[n, 2]` int64 with row `i` the
+            seed `prepare` would get for example `i`. It must return what
+            mapping `prepare` over the rows would (`experiments.
+            batched_random` has TensorFlow's stateless ops for a batch of
+            seeds). Much cheaper on small examples, where a per-example
+            `map` costs more than the work it does. Needs the default
+            `batch`.
         batch: optional `(dataset, batch_size) -> dataset` producing batches
             of exactly `batch_size` consecutive elements (e.g.
             `padded_batch(size, drop_remainder=True)`); default `batch`.
@@ -435,6 +444,7 @@ class TrainStream:
     seed: int = 0
     shuffle_buffer: int = 10_000
     prepare: Callable | None = None
+    prepare_batch: Callable | None = None
     batch: Callable | None = None
     group: Callable | None = None
 
@@ -450,6 +460,11 @@ class TrainStream:
                 f"The training split has {self.num_examples} examples, "
                 f"fewer than one global batch (data.batch_size="
                 f"{self.global_batch_size}). Lower data.batch_size."
+            )
+        if self.prepare_batch is not None and self.batch is not None:
+            raise ValueError(
+                "`prepare_batch` needs the default batching. Received: "
+                f"batch={self.batch!r}"
             )
         if self.global_batch_size % num_replicas:
             raise UserError(
@@ -492,6 +507,12 @@ class TrainStream:
             seed=epoch_seed,
             reshuffle_each_iteration=False,
         ).enumerate()
+        if self.prepare_batch is not None:
+            batches = self._batched_epoch(ds, epoch_seed, used, context)
+            return batches.map(
+                self._prepare_batch(epoch_seed),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         # A filter (not take) reads the split to its end, so a cache
         # upstream is always completed.
         ds = ds.filter(lambda position, _: position < used)
@@ -511,6 +532,47 @@ class TrainStream:
         else:
             ds = ds.map(lambda _, example: example)
         return (self.batch or _default_batch)(ds, per_replica)
+
+    def _batched_epoch(self, ds, epoch_seed, used, context):
+        """The `(positions, examples)` per-replica batches of `epoch`'s
+        enumerated, shuffled stream, for `prepare_batch`.
+
+        The same batches as the per-example path, without any per-example
+        function (on small examples each call costs more than the work it
+        wraps): whole slots of `local` examples, of which those whose first
+        position is below `used` (`used` is a multiple of `local`) when
+        the split has more full slots than the epoch uses. Batching, like
+        the per-example path's filter, reads the split to its end (so a
+        cache upstream is completed).
+        """
+        replicas = context.num_replicas_in_sync if context else 1
+        pipelines = context.num_input_pipelines if context else 1
+        per_replica = self.global_batch_size // replicas
+        local = per_replica * (replicas // pipelines)
+        if self.group is not None:
+            ds = ds.filter(lambda position, _: position < used)
+            ds = self.group(ds, epoch_seed)
+        ds = ds.batch(local, drop_remainder=True)
+        if self.group is None and self.num_examples // local > used // local:
+            ds = ds.filter(lambda positions, _: positions[0] < used)
+        if pipelines > 1:
+            ds = ds.shard(pipelines, context.input_pipeline_id)
+        if local != per_replica:
+            ds = ds.rebatch(per_replica, drop_remainder=True)
+        return ds
+
+    def _prepare_batch(self, epoch_seed):
+        """`(positions, examples) -> prepare_batch(examples, seeds)`."""
+        prepare_batch = self.prepare_batch
+
+        def prepare(positions, examples):
+            epoch_seeds = tf.fill(
+                tf.shape(positions), tf.constant(epoch_seed, tf.int64)
+            )
+            seeds = tf.stack([epoch_seeds, positions], axis=-1)
+            return prepare_batch(examples, seeds)
+
+        return prepare
 
     def dataset(self, context=None, initial_epoch=0, epochs=1):
         """Epochs `[initial_epoch, epochs)` back to back (see `epoch`).

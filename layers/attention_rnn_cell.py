@@ -13,6 +13,11 @@ import contextlib
 import keras
 from keras import ops
 
+from layers.validation import check_activation
+from layers.validation import check_bool
+from layers.validation import check_choice
+from layers.validation import check_positive_int
+
 ATTENTION_STYLES = ("bahdanau", "luong")
 
 
@@ -196,29 +201,11 @@ class AttentionRNNCell(keras.layers.Layer):
                 "`project_key` (BahdanauAttention, LuongAttention, "
                 f"Attention). Received: attention={attention!r}"
             )
-        if attention_style not in ATTENTION_STYLES:
-            raise ValueError(
-                f"`attention_style` must be one of {ATTENTION_STYLES}. "
-                f"Received: attention_style={attention_style!r}"
-            )
-        if attention_units is not None and (
-            isinstance(attention_units, bool)
-            or not isinstance(attention_units, int)
-            or attention_units <= 0
-        ):
-            raise ValueError(
-                "`attention_units` expected a positive integer or None. "
-                f"Received: attention_units={attention_units!r}"
-            )
-        for name, value in (
-            ("input_feeding", input_feeding),
-            ("use_attention_layer", use_attention_layer),
-            ("output_attention", output_attention),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(
-                    f"`{name}` must be a bool. Received: {name}={value!r}"
-                )
+        check_choice("attention_style", attention_style, ATTENTION_STYLES)
+        check_positive_int("attention_units", attention_units, allow_none=True)
+        check_bool("input_feeding", input_feeding)
+        check_bool("use_attention_layer", use_attention_layer)
+        check_bool("output_attention", output_attention)
         if attention_style != "luong" and (
             attention_activation is not None or not use_attention_layer
         ):
@@ -238,13 +225,9 @@ class AttentionRNNCell(keras.layers.Layer):
                 f"be None. Received: attention_units={attention_units!r}, "
                 f"attention_activation={attention_activation!r}"
             )
-        try:
-            activation = keras.activations.get(attention_activation)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                "`attention_activation` must be None or a Keras activation. "
-                f"Received: attention_activation={attention_activation!r}"
-            ) from error
+        activation = check_activation(
+            "attention_activation", attention_activation
+        )
         self.cell = cell
         self.attention = attention
         self.attention_style = attention_style

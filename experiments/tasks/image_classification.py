@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from experiments import batched_random
 from experiments import data as data_lib
 from experiments import export as export_lib
 from experiments import plots
@@ -111,30 +112,61 @@ class ImageClassificationTask(ClassificationTask):
         return (ds.cache() if cfg.cache else ds), count
 
     def _augment(self, cfg, shape):
-        """Per-example augmentation with stateless random ops.
+        """Batched augmentation with per-example stateless random draws.
 
-        `augment(image, seed)`: `seed` is the `[2]` seed `TrainStream`
-        derives from (run seed, epoch, position), so a resumed run or
-        another worker count augments every example identically.
+        `augment(images, seeds)`: `images [n, h, w, c]`, `seeds [n, 2]` the
+        seeds `TrainStream` derives from (run seed, epoch, position), so a
+        resumed run or another worker count augments every example
+        identically. Image `i` gets exactly what TensorFlow's per-example
+        ops give for `seeds[i]`: `stateless_split` into a crop and a flip
+        seed, `tf.image.stateless_random_crop` of the zero-padded image,
+        `tf.image.stateless_random_flip_left_right`; the draws come from
+        `experiments.batched_random` and the crops are one gather for the
+        whole batch (a per-example `map` of those ops cost more than the
+        training step on small images).
         """
         pad = int(cfg.crop_padding)
         crop = cfg.augment in ("crop", "crop_flip") and pad > 0
         flip = cfg.augment in ("flip", "crop_flip")
+        height, width = shape[0], shape[1]
 
-        def augment(image, seed):
-            crop_seed, flip_seed = tf.unstack(
-                tf.random.experimental.stateless_split(seed, 2)
+        def draws(seeds):
+            # NumPy: the crop offsets [n, 2] and flips [n] of each seed.
+            crop_seeds, flip_seeds = np.moveaxis(
+                batched_random.split(seeds), 1, 0
             )
+            words = batched_random.random_words(
+                np.concatenate([crop_seeds, flip_seeds]), 3
+            )
+            n = len(seeds)
+            # stateless_random_crop: offset = uniform int32 [0, 2**31 - 1)
+            # per axis modulo (padded size - size + 1); the channel axis's
+            # offset is always 0.
+            offsets = batched_random.as_uniform_int(
+                words[:n, :2], batched_random.INT32_MAX
+            ) % np.int32(2 * pad + 1)
+            mirror = batched_random.as_uniform(words[n:, 0]) < 0.5
+            return offsets, mirror
+
+        def augment(images, seeds):
+            offsets, mirror = tf.numpy_function(
+                draws, [seeds], (tf.int32, tf.bool), stateful=False
+            )
+            offsets.set_shape([images.shape[0], 2])
+            mirror.set_shape([images.shape[0]])
             if crop:
-                padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-                image = tf.image.stateless_random_crop(
-                    padded, shape, seed=crop_seed
+                padded = tf.pad(
+                    images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]
                 )
+                rows = offsets[:, :1] + tf.range(height)
+                columns = offsets[:, 1:] + tf.range(width)
+                images = tf.gather(padded, rows, axis=1, batch_dims=1)
+                images = tf.gather(images, columns, axis=2, batch_dims=1)
             if flip:
-                image = tf.image.stateless_random_flip_left_right(
-                    image, seed=flip_seed
+                images = tf.where(
+                    mirror[:, None, None, None], tf.reverse(images, [2]), images
                 )
-            return image
+            return images
 
         return augment
 
@@ -159,11 +191,11 @@ class ImageClassificationTask(ClassificationTask):
         check_split_size(num_train, cfg.train_split, "training")
         augment = self._augment(cfg, shape) if cfg.augment != "none" else None
 
-        def prepare(example, seed):
-            image, label = example
+        def prepare(examples, seeds):
+            images, labels = examples
             if augment is not None:
-                image = augment(image, seed)
-            return one_hot(image, label)
+                images = augment(images, seeds)
+            return one_hot(images, labels)
 
         stream = data_lib.TrainStream(
             examples,
@@ -171,7 +203,7 @@ class ImageClassificationTask(ClassificationTask):
             cfg.batch_size,
             seed=config.seed,
             shuffle_buffer=cfg.shuffle_buffer,
-            prepare=prepare,
+            prepare_batch=prepare,
         )
         stream.check()
         validation = None
@@ -288,6 +320,7 @@ class ImageClassificationTask(ClassificationTask):
     def export(self, model, data, config, path):
         height, width, channels = data.info["input_shape"]
         names = tf.constant(data.info["label_names"])
+        num_classes = len(data.info["label_names"])
         trained_size = tf.constant([height, width, channels], tf.int32)
 
         # Any image size is accepted and resized (bilinear, antialiased) to
@@ -320,7 +353,14 @@ class ImageClassificationTask(ClassificationTask):
             )
             images = tf.cond(same, lambda: images, resize)
             images = tf.ensure_shape(images, [None, height, width, channels])
-            probabilities = tf.cast(model(images, training=False), tf.float32)
+            # An empty request skips the model: some CPU matmul kernels
+            # (oneDNN on AVX-512 Intel CPUs) reject a batch of zero rows
+            # inside MLP-Mixer's token mixing.
+            probabilities = tf.cond(
+                tf.shape(images)[0] > 0,
+                lambda: tf.cast(model(images, training=False), tf.float32),
+                lambda: tf.zeros([0, num_classes], tf.float32),
+            )
             batch = tf.shape(probabilities)[0]
             return {
                 # [B, 3] the trained [height, width, channels] (every row).

@@ -116,3 +116,61 @@ def test_sort_windows_pads_less_and_keeps_the_examples():
     plain_real, plain_padded = summary(stream(None))
     assert sorted_real == plain_real  # the same 48 examples
     assert sorted_padded < plain_padded
+
+
+def _noisy(example, seed):
+    noise = tf.random.stateless_uniform([], seed, maxval=1000, dtype=tf.int64)
+    return tf.stack([example, noise])
+
+
+def _noisy_batch(examples, seeds):
+    noise = tf.stack(
+        [
+            tf.random.stateless_uniform([], s, maxval=1000, dtype=tf.int64)
+            for s in tf.unstack(seeds)
+        ]
+    )
+    return tf.stack([examples, noise], axis=-1)
+
+
+@pytest.mark.parametrize(
+    "num", [NUM, 61]
+)  # 61: a spare slot where a pipeline takes 4
+@pytest.mark.parametrize(
+    "pipelines, replicas", [(1, 1), (1, 2), (2, 2), (2, 4)]
+)
+def test_prepare_batch_gives_the_per_example_batches(num, pipelines, replicas):
+    def stream(**kwargs):
+        return data_lib.TrainStream(
+            tf.data.Dataset.range(num).cache(),
+            num,
+            BATCH,
+            seed=3,
+            shuffle_buffer=64,
+            **kwargs,
+        )
+
+    per_example, batched = (
+        stream(prepare=_noisy),
+        stream(prepare_batch=_noisy_batch),
+    )
+    for p in range(pipelines):
+        context = _context(pipelines, p, replicas)
+        for epoch in (0, 1):
+            expected = _batches(per_example.epoch(epoch, context))
+            assert _batches(batched.epoch(epoch, context)) == expected
+            assert len(expected) == (num // BATCH) * (replicas // pipelines)
+
+
+def test_prepare_batch_with_group_and_its_batching_rule():
+    def group(ds, epoch_seed):
+        # Reverse each window of 16: a pure function of the stream.
+        return ds.batch(16).map(lambda p, e: (p[::-1], e[::-1])).unbatch()
+
+    per_example = _stream(seed=4, prepare=_noisy, group=group)
+    batched = _stream(seed=4, prepare_batch=_noisy_batch, group=group)
+    assert _batches(batched.epoch(1)) == _batches(per_example.epoch(1))
+    with pytest.raises(ValueError, match="default batching"):
+        _stream(
+            prepare_batch=_noisy_batch, batch=data_lib._default_batch
+        ).epoch(0)
