@@ -8,7 +8,6 @@ defaults are the paper's gMLP-Ti (depth 30, width 128, d_ffn 768), with
 patches of 4 pixels for 32x32 images.
 """
 
-
 from layers import GatedMLPBlock
 from zoo.image_inputs import patch_tokens
 from zoo.image_inputs import token_classifier

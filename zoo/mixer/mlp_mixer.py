@@ -7,7 +7,6 @@ channel-mixing MLP; a LayerNorm, global average pooling over the patches
 and a linear classifier follow.
 """
 
-
 from layers import MixerBlock
 from zoo.image_inputs import patch_tokens
 from zoo.image_inputs import token_classifier
