@@ -382,19 +382,26 @@ def beam_search(
             att_history,
         ) = carry
         log_p = _log_softmax(logits)  # [B*K, V]
-        vocab = tf.shape(log_p)[-1]
-        log_p = tf.reshape(log_p, [batch, k, vocab])
+        # Two stages, the same winners: a beam's ranking is monotone in its
+        # log-probabilities, so only its `K` best tokens can survive; the
+        # penalised ranking then runs over `K * K` candidates per example
+        # instead of `K * V` (the full-vocabulary passes dominated a step).
+        width = k if log_p.shape[-1] is None else min(k, log_p.shape[-1])
+        log_p, candidates = tf.math.top_k(log_p, width)  # [B*K, W]
+        log_p = tf.reshape(log_p, [batch, k, width])
+        candidates = tf.reshape(candidates, [batch, k * width])
         # Finished beams: only `pad` may follow, at no cost.
-        pad_only = tf.where(tf.equal(tf.range(vocab), pad), 0.0, NEG_INF)  # [V]
+        pad_only = tf.where(tf.range(width) == 0, 0.0, NEG_INF)  # [W]
         log_p = tf.where(finished[..., None], pad_only, log_p)
-        total = log_probs[..., None] + log_p  # [B, K, V]
+        total = log_probs[..., None] + log_p  # [B, K, W]
         new_lengths = lengths + tf.cast(~finished, tf.int32)  # [B, K]
         ranking = total / gnmt_length_penalty(new_lengths, alpha)[..., None]
-        _, best = tf.math.top_k(tf.reshape(ranking, [batch, k * vocab]), k)
-        parent = best // vocab  # [B, K]
-        token = best % vocab  # [B, K]
+        _, best = tf.math.top_k(tf.reshape(ranking, [batch, k * width]), k)
+        parent = best // width  # [B, K]
+        # A finished parent's token is `pad` (below).
+        token = tf.gather(candidates, best, batch_dims=1)  # [B, K]
         log_probs = tf.gather(
-            tf.reshape(total, [batch, k * vocab]), best, batch_dims=1
+            tf.reshape(total, [batch, k * width]), best, batch_dims=1
         )
         lengths = tf.gather(new_lengths, parent, batch_dims=1)
         was_finished = tf.gather(finished, parent, batch_dims=1)

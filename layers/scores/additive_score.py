@@ -117,7 +117,12 @@ class AdditiveScore(Score):
         if self.normalize:
             hidden = hidden + as_float32(self.b)
             v = as_float32(self.g) * v * ops.rsqrt(ops.sum(ops.square(v)))
-        return ops.sum(ops.tanh(hidden) * v, axis=-1)  # [B, Tq, Tk]
+        # sum_u v_u tanh(h_u) as a matrix-vector product: the same score
+        # with fewer passes over the [B, Tq, Tk, units] tensor, forward and
+        # backward (the gradient of `v` is one product, not a broadcast
+        # multiply and a reduction), markedly faster with and without XLA.
+        scores = ops.matmul(ops.tanh(hidden), ops.expand_dims(v, -1))
+        return ops.squeeze(scores, -1)  # [B, Tq, Tk]
 
     def get_config(self):
         config = {

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from layers import AdditiveScore
 from layers import CosineScore
@@ -16,6 +17,7 @@ from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
+from tests.testing import compute_gradients
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -89,6 +91,43 @@ def test_additive_matches_numpy(normalize):
     np.testing.assert_allclose(
         to_numpy(score(QUERY, KEY_6)), want, rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_additive_gradients_match_the_plain_formulation(normalize):
+    # The score runs as a matrix-vector product; outputs and every gradient
+    # equal those of the plain `sum(tanh(W_q q + W_k k (+ b)) * v)`.
+    score = AdditiveScore(units=5, normalize=normalize)
+    score.build(QUERY.shape, KEY_6.shape)
+    randomize_weights(score)
+    names = [w.path.split("/")[-1] for w in score.trainable_variables]
+    weights = [to_numpy(w) for w in score.trainable_variables]
+    mix = RNG.normal(size=(2, 3, 5)).astype("float32")
+
+    def layer(q, k, *ws):
+        out, _ = score.stateless_call(list(ws), [], q, k)
+        return out * mix
+
+    def plain(q, k, *ws):
+        w = dict(zip(names, ws))
+        w_q, w_k = [x for n, x in zip(names, ws) if n == "kernel"]
+        hidden = ops.expand_dims(ops.matmul(q, w_q), 2)
+        hidden = hidden + ops.expand_dims(ops.matmul(k, w_k), 1)
+        v = w["v"]
+        if normalize:
+            hidden = hidden + w["b"]
+            v = w["g"] * v / ops.sqrt(ops.sum(ops.square(v)))
+        return ops.sum(ops.tanh(hidden) * v, axis=-1) * mix
+
+    arrays = [QUERY, KEY_6, *weights]
+    np.testing.assert_allclose(
+        to_numpy(layer(*arrays)), to_numpy(plain(*arrays)), 1e-5, 1e-5
+    )
+    got = compute_gradients(layer, arrays)
+    want = compute_gradients(plain, arrays)
+    assert len(got) == len(want) == len(arrays)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
 def test_weight_normalised_additive_is_invariant_to_the_norm_of_v():
