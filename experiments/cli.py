@@ -341,6 +341,16 @@ def _show(args):
     return 0
 
 
+def _training_options(args):
+    """The options `run`, `ablate` and `compare` pass on to training."""
+    return {
+        "out": args.out,
+        "data_dir": args.data_dir,
+        "strategy": args.strategy,
+        "verbose": 2 if args.quiet else "auto",
+    }
+
+
 def _run(args):
     base = _config_of(args, "run")
     _start_tensorflow()
@@ -361,10 +371,7 @@ def _run(args):
     runner.run(
         config,
         name=name or "config",
-        out=args.out,
-        data_dir=args.data_dir,
-        strategy=args.strategy,
-        verbose=2 if args.quiet else "auto",
+        **_training_options(args),
     )
     return 0
 
@@ -400,11 +407,8 @@ def _ablate(args):
         seeds=_parse_list(args.seeds, "seeds", int),
         overrides=overrides,
         epochs=args.epochs,
-        out=args.out,
-        data_dir=args.data_dir,
-        strategy=args.strategy,
         timing_rounds=args.timing_rounds,
-        verbose=2 if args.quiet else "auto",
+        **_training_options(args),
     )
     return 0
 
@@ -422,10 +426,7 @@ def _compare(args):
         args.names,
         overrides=list(args.overrides),
         epochs=args.epochs,
-        out=args.out,
-        data_dir=args.data_dir,
-        strategy=args.strategy,
-        verbose=2 if args.quiet else "auto",
+        **_training_options(args),
     )
     return 0
 
