@@ -197,8 +197,8 @@ class LuongAttention(ScoreAttentionBase):
                 regularizer=self.kernel_regularizer,
             )
 
-    def _compute_logits(self, query, projected_key):
-        logits = super()._compute_logits(query, projected_key)
+    def _compute_logits(self, query, projected_key, key):
+        logits = super()._compute_logits(query, projected_key, key)
         if self.scale:
             logits = logits * as_float32(self.scale_weight)
         return logits

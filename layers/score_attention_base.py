@@ -296,8 +296,11 @@ class ScoreAttentionBase(keras.layers.Layer):
             mask = causal if mask is None else ops.logical_and(mask, causal)
         return query, key, mask, single
 
-    def _compute_logits(self, query, projected_key):
-        """Hook: float32 logits `[B, Tq, Tk]`."""
+    def _compute_logits(self, query, projected_key, key):
+        """Hook: float32 logits `[B, Tq, Tk]` (`projected_key` None: the
+        score of `key`, on whichever side the score finds cheaper)."""
+        if projected_key is None:
+            return self.score_layer.score(query, key)
         return self.score_layer.score_projected(query, projected_key)
 
     def _compute_weights(
@@ -346,9 +349,7 @@ class ScoreAttentionBase(keras.layers.Layer):
             projected_key,
             query_position,
         )
-        if projected_key is None:
-            projected_key = self.score_layer.project_key(key)
-        logits = self._compute_logits(query, projected_key)  # [B, Tq, Tk]
+        logits = self._compute_logits(query, projected_key, key)  # [B, Tq, Tk]
         weights = self._compute_weights(
             logits, query, mask, _as_tensor(value_mask), query_position
         )

@@ -67,6 +67,18 @@ class GeneralScore(Score):
         # [B, Tk, Dk] x [Dk, Dq] -> [B, Tk, Dq]
         return ops.matmul(key, ops.transpose(self.kernel))
 
+    def score(self, query, key):
+        # q^T W k: project the shorter of the two sequences (one decoder
+        # step over a memory: the query, `Tk` times less work than the
+        # keys).
+        t_q, t_k = query.shape[1], key.shape[1]
+        if t_q is not None and t_k is not None and t_q < t_k:
+            projected_query = ops.matmul(as_float32(query), self.kernel)
+            return ops.matmul(
+                projected_query, ops.swapaxes(as_float32(key), 1, 2)
+            )
+        return super().score(query, key)
+
     def score_projected(self, query, projected_key):
         return ops.matmul(
             as_float32(query), ops.swapaxes(as_float32(projected_key), 1, 2)

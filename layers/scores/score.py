@@ -77,6 +77,12 @@ class Score(keras.layers.Layer):
 
     def call(self, query, key):
         self.check_shapes(query.shape, key.shape)
+        return self.score(query, key)
+
+    def score(self, query, key):
+        """Float32 logits `[B, Tq, Tk]` of unprojected keys: by default
+        `score_projected(query, project_key(key))`; a score whose weights
+        can act on either side overrides it to take the cheaper one."""
         return self.score_projected(query, self.project_key(key))
 
     def project_key(self, key):

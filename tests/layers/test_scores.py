@@ -130,6 +130,37 @@ def test_additive_gradients_match_the_plain_formulation(normalize):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
+def test_general_projects_the_shorter_side_with_equal_gradients():
+    # Tq < Tk: q^T W k as (q^T W) k, the same logits and gradients as
+    # projecting the keys (`score_projected(q, project_key(k))`).
+    score = GeneralScore()
+    score.build(QUERY.shape, KEY_6.shape)
+    randomize_weights(score)
+    mix = RNG.normal(size=(2, 3, 5)).astype("float32")
+
+    def query_side(q, k, kernel):
+        out, _ = score.stateless_call([kernel], [], q, k)
+        return out * mix
+
+    def key_side(q, k, kernel):
+        return (
+            ops.matmul(
+                q, ops.swapaxes(ops.matmul(k, ops.transpose(kernel)), 1, 2)
+            )
+            * mix
+        )
+
+    arrays = [QUERY, KEY_6, to_numpy(score.kernel)]
+    np.testing.assert_allclose(
+        to_numpy(query_side(*arrays)), to_numpy(key_side(*arrays)), 1e-5, 1e-5
+    )
+    for g, w in zip(
+        compute_gradients(query_side, arrays),
+        compute_gradients(key_side, arrays),
+    ):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
 def test_weight_normalised_additive_is_invariant_to_the_norm_of_v():
     score = AdditiveScore(units=5, normalize=True)
     before = to_numpy(score(QUERY, KEY_6))
