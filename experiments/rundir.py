@@ -45,6 +45,7 @@ SAVED_MODEL = os.path.join("saved_model", "1")
 
 RECORD = "run.json"
 LOCK = ".lock"
+WORKERS = "workers"  # the private folders of non-chief workers
 
 
 def _unwritable(path, err):
@@ -201,7 +202,9 @@ class RunDir:
             names = set(os.listdir(self.path))
         except OSError as err:
             raise _unwritable(self.path, err) from None
-        if RECORD not in names and names - {LOCK}:
+        # A non-chief worker of a multi-worker run may create its private
+        # `workers/` folder before the chief has written `run.json`.
+        if RECORD not in names and names - {LOCK, WORKERS}:
             raise UserError(
                 f"--out {self.path!r} is not empty and not a run folder (it "
                 f"has no {RECORD}); nothing in it was touched. Pass a new or "
@@ -217,8 +220,8 @@ class RunDir:
         (the workers' folders have locks of their own and are skipped).
         """
         for root, folders, files in os.walk(self.path):
-            if root == self.path and "workers" in folders:
-                folders.remove("workers")
+            if root == self.path and WORKERS in folders:
+                folders.remove(WORKERS)
             for name in [*folders, *files]:
                 if atomic.is_temporary(name):
                     atomic.remove(os.path.join(root, name))
@@ -301,7 +304,7 @@ class WorkerDir(RunDir):
     def __init__(self, run_path, config, worker):
         self.run_path = os.path.abspath(os.path.expanduser(run_path))
         super().__init__(
-            os.path.join(self.run_path, "workers", worker.replace(":", "-")),
+            os.path.join(self.run_path, WORKERS, worker.replace(":", "-")),
             config,
         )
 

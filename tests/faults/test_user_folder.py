@@ -57,6 +57,21 @@ def test_empty_folder_becomes_a_run_folder(tmp_path):
     assert sorted(os.listdir(out)) == [".lock", "config.json", "run.json"]
 
 
+def test_chief_accepts_a_folder_a_worker_entered_first(tmp_path):
+    # Under MultiWorkerMirroredStrategy a non-chief worker may create its
+    # private `workers/` folder before the chief writes `run.json`.
+    from experiments.rundir import RunDir
+    from experiments.rundir import WorkerDir
+    from tests.experiments.conftest import tiny_config
+
+    out = tmp_path / "run"
+    with WorkerDir(str(out), tiny_config(), "worker:1"):
+        pass
+    with RunDir(str(out), tiny_config()):
+        pass
+    assert {"run.json", "config.json", "workers"} <= set(os.listdir(out))
+
+
 def test_clean_up_keeps_user_files_inside_a_run_folder(tmp_path):
     from experiments.atomic import temporary_path
     from experiments.rundir import RunDir
