@@ -25,6 +25,7 @@ import tempfile
 
 import keras
 import numpy as np
+from hypothesis import settings
 from keras import ops
 
 
@@ -418,3 +419,17 @@ def layer_gradients(layer, fn):
         grads = jax.jit(jax.grad(total))(originals)
         return [np.asarray(g) for g in grads]
     raise NotImplementedError(f"layer_gradients: backend {backend}")
+
+
+def property_settings(max_examples):
+    """Hypothesis settings for a property test: `max_examples` examples
+    under TensorFlow, a third of them (at least 5) under a second backend.
+
+    JAX compiles an eager op for every new input shape, so each random
+    shape costs seconds there; the TensorFlow run covers the full sample
+    with the same layer code, and the second backend still checks the
+    property on several shapes.
+    """
+    if keras.backend.backend() != "tensorflow":
+        max_examples = max(5, max_examples // 3)
+    return settings(max_examples=max_examples, deadline=None)

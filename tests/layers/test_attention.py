@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from layers import Attention
@@ -21,6 +20,7 @@ from tests.layers.attention_checks import np_cosine
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -275,7 +275,7 @@ def test_fully_masked_rows_give_finite_gradients(normalize):
 
 # === Properties (hypothesis) ===
 
-PROPERTY_SETTINGS = settings(max_examples=20, deadline=None)
+PROPERTY_SETTINGS = property_settings(20)
 PROPERTY_SCORES = ["dot", "general", "additive", "cosine", "location"]
 
 

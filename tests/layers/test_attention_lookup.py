@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 import layers
@@ -17,6 +16,7 @@ from layers import SqueezeExcite
 from layers import get_attention
 from layers.naming import UnknownNameError
 from tests.layers import vision_reference as ref
+from tests.testing import property_settings
 
 CANONICAL = {
     "se": SqueezeExcite,
@@ -121,7 +121,7 @@ def _gates(name, out):
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax")
-@settings(max_examples=15, deadline=None)
+@property_settings(15)
 @given(
     name=st.sampled_from(sorted(CANONICAL)),
     h=st.integers(1, 5),

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
 from layers import AttentionPooling1D
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 
@@ -95,7 +95,7 @@ def test_automatic_keras_mask_is_honoured_and_not_propagated():
     assert np.all(got_w[tokens == 0] == 0.0)
 
 
-@settings(max_examples=20, deadline=None)
+@property_settings(20)
 @given(
     st.sampled_from([(4, 2, 1), (3, 3, 2), (5, 1, 3)]),
     st.integers(0, 2**31 - 1),

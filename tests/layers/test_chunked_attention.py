@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
@@ -16,6 +15,7 @@ from layers import chunked_attention
 from layers.chunked_attention import NO_KEY_LSE
 from layers.masking import masked_softmax
 from tests.testing import compute_gradients
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 
@@ -119,10 +119,7 @@ def runner(causal, q_chunk, k_chunk):
 
 # JAX compiles each distinct (shape, causal, chunks) program once (~1-3 s);
 # fewer examples there, 20 on TensorFlow.
-SETTINGS = settings(
-    max_examples=20 if keras.backend.backend() == "tensorflow" else 8,
-    deadline=None,
-)
+SETTINGS = property_settings(20)
 
 CASES = [
     # (T, S, N, K, q_chunk, k_chunk)

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
 from layers import HardAttention
 from tests.testing import layer_gradients
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 
@@ -183,7 +183,7 @@ def test_gumbel_is_exactly_hard_forward_and_differentiable():
     assert all(np.any(g != 0.0) for g in grads)
 
 
-@settings(max_examples=20, deadline=None)
+@property_settings(20)
 @given(
     st.sampled_from([(3, 5, 1), (4, 4, 2), (2, 6, 3)]),
     st.sampled_from(["sample", "gumbel"]),

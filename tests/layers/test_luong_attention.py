@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from layers import AdditiveScore
@@ -23,6 +22,7 @@ from tests.layers.attention_checks import np_additive
 from tests.layers.attention_checks import np_dot
 from tests.layers.attention_checks import randomize_weights
 from tests.layers.attention_checks import to_numpy
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -286,7 +286,7 @@ def test_fully_masked_rows_give_finite_gradients(config):
 
 # === Properties (hypothesis) ===
 
-PROPERTY_SETTINGS = settings(max_examples=20, deadline=None)
+PROPERTY_SETTINGS = property_settings(20)
 configs = st.sampled_from(sorted(CONFIGS))
 
 

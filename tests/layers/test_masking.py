@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
 from layers import masking
+from tests.testing import property_settings
 
 
 def _np(x):
@@ -24,7 +24,7 @@ def _np_softmax(x, mask):
     return np.where(s > 0, e / np.where(s > 0, s, 1), 0.0)
 
 
-@settings(max_examples=25, deadline=None)
+@property_settings(25)
 @given(
     st.integers(1, 3),
     st.integers(1, 6),
@@ -60,7 +60,7 @@ def _np_sparsemax(z):
     return np.maximum(z - tau, 0)
 
 
-@settings(max_examples=25, deadline=None)
+@property_settings(25)
 @given(st.integers(2, 8), st.integers(0, 2**31 - 1))
 def test_sparsemax_matches_reference_and_is_sparse(n, seed):
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
@@ -15,15 +14,13 @@ from layers import MultiHeadAttention
 from layers import masked_softmax
 from layers.attention_kernels import dense_attention
 from tests.testing import layer_gradients
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 # Shapes are drawn from small fixed sets so compiled kernels are reused. JAX
 # runs fewer examples: its eager mode recompiles every `fori_loop` (chunked
 # path) at each call; the TensorFlow run explores 20 examples per property.
-SETTINGS = settings(
-    max_examples=20 if keras.backend.backend() == "tensorflow" else 6,
-    deadline=None,
-)
+SETTINGS = property_settings(20)
 
 
 def _np(x):

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from layers import NonLocalBlock
 from tests.layers import vision_reference as ref
 from tests.testing import check_block_in_small_cnn
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 MODES = ["embedded_gaussian", "dot", "concat", "gaussian"]
@@ -160,7 +160,7 @@ def test_channels_first_matches_channels_last():
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax")
-@settings(max_examples=15, deadline=None)
+@property_settings(15)
 @given(
     mode=st.sampled_from(MODES),
     sub_sample=st.booleans(),

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from layers import MultiHeadAttention
 from layers import SelfAttention2D
 from tests.layers import vision_reference as ref
 from tests.testing import check_block_in_small_cnn
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 
@@ -116,7 +116,7 @@ def test_output_and_scores_match_numpy(position_encoding, data_format):
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax")
-@settings(max_examples=15, deadline=None)
+@property_settings(15)
 @given(
     h=st.integers(1, 4),
     w=st.integers(1, 4),

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from layers import SqueezeExcite
 from tests.layers import vision_reference as ref
 from tests.testing import check_block_in_small_cnn
+from tests.testing import property_settings
 from tests.testing import run_layer_test
 
 
@@ -98,7 +98,7 @@ def test_hidden_width_rule():
         assert tuple(layer.reduce.kernel.shape) == (channels, hidden)
 
 
-@settings(max_examples=15, deadline=None)
+@property_settings(15)
 @given(
     h=st.integers(1, 4),
     w=st.integers(1, 4),
