@@ -81,3 +81,65 @@ def test_bad_arguments(kwargs, match):
 def test_bad_rank(shape):
     with pytest.raises(ValueError, match=r"rank-4.*inputs.shape"):
         SpatialAttention(kernel_size=3)(np.zeros(shape, "float32"))
+
+
+def _plain_spatial(layer, x):
+    """The layer written with plain ops (mean, max, Keras's Conv2D)."""
+    from keras import ops
+
+    axis = -1 if layer.data_format == "channels_last" else 1
+    descriptor = ops.concatenate(
+        [ops.mean(x, axis, keepdims=True), ops.max(x, axis, keepdims=True)],
+        axis=axis,
+    )
+    if layer.data_format == "channels_first":
+        descriptor = ops.transpose(descriptor, (0, 2, 3, 1))
+    attention = ops.sigmoid(layer.conv(descriptor))
+    if layer.data_format == "channels_first":
+        attention = ops.transpose(attention, (0, 3, 1, 2))
+    return x * attention
+
+
+@pytest.mark.parametrize(
+    "shape,kernel_size",
+    [
+        # Small maps: the convolution runs as two matmuls.
+        ((3, 9, 7, 5), 7),
+        ((2, 32, 32, 4), 7),
+        ((2, 1, 6, 3), 7),
+        ((2, 5, 4, 3), 3),
+        # Larger maps: the depthwise convolution.
+        ((2, 33, 6, 3), 7),
+    ],
+)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_values_and_gradients_match_plain_ops(shape, kernel_size, data_format):
+    from tests.testing import compute_gradients
+    from tests.testing import layer_gradients
+
+    x = _images(shape, seed=2) * 2
+    if data_format == "channels_first":
+        x = x.transpose(0, 3, 1, 2)
+    layer = SpatialAttention(kernel_size=kernel_size, data_format=data_format)
+    layer.build(x.shape)
+    ref.randomize_weights(layer, seed=4)
+    weights = np.random.default_rng(3).normal(size=x.shape).astype("float32")
+    np.testing.assert_allclose(
+        ref.to_numpy(layer(x)),
+        ref.to_numpy(_plain_spatial(layer, x)),
+        atol=1e-5,
+    )
+    (grad,) = compute_gradients(lambda t: layer(t) * weights, [x])
+    (expected,) = compute_gradients(
+        lambda t: _plain_spatial(layer, t) * weights, [x]
+    )
+    np.testing.assert_allclose(grad, expected, atol=1e-5)
+    grads = layer_gradients(layer, lambda: layer(x) * weights)
+    expected = layer_gradients(
+        layer, lambda: _plain_spatial(layer, x) * weights
+    )
+    for g, e, v in zip(grads, expected, layer.trainable_variables):
+        # A kernel tap's gradient sums over every position: compare to
+        # 1e-5 of the largest, the float32 rounding of either order.
+        scale = max(1.0, float(np.abs(e).max()))
+        np.testing.assert_allclose(g, e, atol=1e-5 * scale, err_msg=v.path)
