@@ -258,7 +258,9 @@ def run(
             model = _local_copy(task, config, data, model)
 
         start = time.perf_counter()
+        config, chosen = task.choose_on_validation(model, data, config)
         metrics = task.evaluate(model, data, config, run_dir.path)
+        metrics.update(chosen)
         eval_time = time.perf_counter() - start
         history = training.read_history(run_dir.file("history.csv"))
         if config.eval.plots and history:
@@ -453,7 +455,11 @@ FIELD_DESCRIPTIONS = {
     "train_time_s_this_process": "seconds this process spent in training",
     "train_time_s_all_epochs": "seconds of all epochs' training, summed "
     "over every process of the run (history.csv `epoch_time_s`)",
-    "eval_time_s": "seconds of the final evaluation on the test split",
+    "eval_time_s": "seconds of the final evaluation: settings chosen on "
+    "the validation split, then the test split",
+    "length_penalty_validation_bleu": "beam-search BLEU on the validation "
+    "split per eval.length_penalty_choices; the best is `length_penalty`",
+    "length_penalty_note": "why eval.length_penalty_choices were not tried",
     "export_time_s": "seconds writing the SavedModel to saved_model/1/",
     "train_step_time_ms_median": "median wall time of one training step "
     "(the first 5 steps, which compile, left out)",

@@ -219,6 +219,15 @@ class Task:
             return batch
         raise UserError("The training split is empty.")
 
+    def choose_on_validation(self, model, data, config):
+        """Evaluation settings chosen on the validation split, after training.
+
+        Returns `(config, record)`: the config the test split is evaluated
+        and the model exported with, and what was chosen and why (merged
+        into metrics.json). The default chooses nothing.
+        """
+        return config, {}
+
     def evaluate(self, model, data, config, run_dir):
         raise NotImplementedError
 

@@ -22,6 +22,7 @@ truncation flag; tokenisers and search are inside the graph and need only
 core TensorFlow to load.
 """
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -65,6 +66,7 @@ class TranslationData(TaskData):
         source_tokenizer,
         target_tokenizer,
         train_pairs=None,
+        validation_text=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -72,6 +74,9 @@ class TranslationData(TaskData):
         self.target_tokenizer = target_tokenizer
         # (source, target) string pairs of the training split.
         self.train_pairs = train_pairs
+        # Batched (source, target) strings of the validation split (its
+        # first data.max_eval_examples), decoded to choose search settings.
+        self.validation_text = validation_text
 
 
 def cache_root():
@@ -166,6 +171,15 @@ class TranslationTask(Seq2SeqTask):
             raise UserError(
                 "data.vocab_size must be >= 10. Received: "
                 f"data.vocab_size={config.data.vocab_size}"
+            )
+        choices = config.eval.length_penalty_choices
+        if any(
+            not isinstance(c, (int, float)) or isinstance(c, bool) or c < 0
+            for c in choices
+        ):
+            raise UserError(
+                "eval.length_penalty_choices must be numbers >= 0. "
+                f"Received: eval.length_penalty_choices={choices}"
             )
 
     # --- Data -----------------------------------------------------------
@@ -304,11 +318,12 @@ class TranslationTask(Seq2SeqTask):
         stream = self._stream(train, num_train, cfg, config.seed)
         stream.check()
 
-        validation = None
+        validation = validation_text = None
         if cfg.validation_split:
             pairs, _ = self._pairs(
                 builder, cfg.validation_split, cfg, cfg.max_eval_examples
             )
+            validation_text = pairs.batch(cfg.eval_batch_size)
             validation = self._tokenized(pairs, cfg, tokenizers)
             if cfg.cache:
                 validation = validation.cache()
@@ -339,6 +354,7 @@ class TranslationTask(Seq2SeqTask):
             source_tokenizer=tokenizers[0],
             target_tokenizer=tokenizers[1],
             train_pairs=train_pairs,
+            validation_text=validation_text,
         )
 
     # --- Model ----------------------------------------------------------
@@ -372,12 +388,17 @@ class TranslationTask(Seq2SeqTask):
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
         )
 
-    def translate_split(self, model, data, config, method):
-        """Decodes the whole test split; returns lists and the time taken."""
+    def translate_split(self, model, data, config, method, split=None):
+        """Decodes a split (default: the test split) of batched string pairs.
+
+        Returns the sources, references, translations, per-sentence
+        outputs (ids, attention), the decoding time and the tokens made.
+        """
+        split = data.test if split is None else split
         source_tok = data.source_tokenizer
         target_tok = data.target_tokenizer
         translate = self.make_translate_fn(model, config, method)
-        for batch_sources, _ in data.test.take(1):
+        for batch_sources, _ in split.take(1):
             # Trace (and compile) once, so the timing is of decoding only.
             translate(
                 encode_sources(
@@ -386,7 +407,7 @@ class TranslationTask(Seq2SeqTask):
             )
         sources, references, hypotheses, outputs = [], [], [], []
         elapsed, tokens = 0.0, 0
-        for batch_sources, batch_targets in data.test:
+        for batch_sources, batch_targets in split:
             ids, truncated = encode_sources(
                 source_tok, batch_sources, config.data.max_source_length
             )
@@ -421,6 +442,33 @@ class TranslationTask(Seq2SeqTask):
         return sources, references, hypotheses, outputs, elapsed, tokens
 
     # --- Evaluation -----------------------------------------------------
+    def choose_on_validation(self, model, data, config):
+        """The beam search's length penalty with the best validation BLEU."""
+        choices = config.eval.length_penalty_choices
+        if not choices:
+            return config, {}
+        if data.validation_text is None:
+            return config, {
+                "length_penalty_note": "no validation split: "
+                "eval.length_penalty used as set"
+            }
+        bleu = {}
+        for penalty in choices:
+            candidate = _with_length_penalty(config, penalty)
+            _, references, hypotheses, *_ = self.translate_split(
+                model, data, candidate, "beam", split=data.validation_text
+            )
+            bleu[penalty], _, _ = corpus_scores(
+                hypotheses, references, config.data.lowercase
+            )
+        best = max(choices, key=lambda penalty: bleu[penalty].score)
+        return _with_length_penalty(config, best), {
+            "length_penalty_validation_bleu": {
+                str(penalty): round(float(score.score), 2)
+                for penalty, score in bleu.items()
+            },
+        }
+
     def evaluate(self, model, data, config, run_dir):
         results = {}
         translations = {}
@@ -433,10 +481,9 @@ class TranslationTask(Seq2SeqTask):
                 elapsed,
                 tokens,
             ) = self.translate_split(model, data, config, method)
-            refs = normalize_references(references, config.data.lowercase)
-            bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
-            bleu = bleu_metric.corpus_score(hypotheses, [refs])
-            chrf = chrf_metric.corpus_score(hypotheses, [refs])
+            bleu, chrf, signatures = corpus_scores(
+                hypotheses, references, config.data.lowercase
+            )
             results[f"bleu_{method}"] = round(float(bleu.score), 2)
             results[f"chrf_{method}"] = round(float(chrf.score), 2)
             results[f"{method}_sentences_per_s"] = round(
@@ -445,8 +492,7 @@ class TranslationTask(Seq2SeqTask):
             results[f"{method}_tokens_per_s"] = round(
                 tokens / max(elapsed, 1e-9), 1
             )
-            results["bleu_signature"] = str(bleu_metric.get_signature())
-            results["chrf_signature"] = str(chrf_metric.get_signature())
+            results.update(signatures)
             translations[method] = (hypotheses, outputs)
         results["num_test_examples"] = len(sources)
         results["num_truncated_sources"] = sum(
@@ -571,6 +617,33 @@ class TranslationTask(Seq2SeqTask):
             length_penalty=config.eval.length_penalty,
             search=config.eval.export_search,
         )
+
+
+def corpus_scores(hypotheses, references, lowercase):
+    """sacrebleu's corpus BLEU and chrF against normalised references.
+
+    Returns `(bleu, chrf, signatures)`: the two score objects and
+    `{"bleu_signature": ..., "chrf_signature": ...}` (sacrebleu's strings
+    that say how they were computed).
+    """
+    refs = normalize_references(references, lowercase)
+    bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
+    return (
+        bleu_metric.corpus_score(hypotheses, [refs]),
+        chrf_metric.corpus_score(hypotheses, [refs]),
+        {
+            "bleu_signature": str(bleu_metric.get_signature()),
+            "chrf_signature": str(chrf_metric.get_signature()),
+        },
+    )
+
+
+def _with_length_penalty(config, penalty):
+    """A copy of `config` whose beam search uses `penalty`."""
+    return dataclasses.replace(
+        config,
+        eval=dataclasses.replace(config.eval, length_penalty=float(penalty)),
+    )
 
 
 def make_serving_fn(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from experiments import runner
 from experiments.cli import main
+from experiments.tasks import translation
 from experiments.wordpiece import WordPieceTokenizer
 from experiments.wordpiece import learn_vocabulary
 from experiments.wordpiece import pretokenize
@@ -201,6 +203,11 @@ def test_run_writes_metrics_samples_and_plots(finished_run):
     assert 0.0 <= metrics["alignment_agreement_ibm2"] <= 1.0
     assert metrics["alignment_links_ibm2"] > 0
     assert metrics["alignment_train_pairs_ibm2"] == 96
+    # The length penalty: the choice with the best validation BLEU.
+    bleu = metrics["length_penalty_validation_bleu"]
+    choices = config.eval.length_penalty_choices
+    assert [float(c) for c in bleu] == choices
+    assert metrics["length_penalty"] == max(choices, key=lambda c: bleu[str(c)])
 
 
 def test_predict_translates_and_shows_the_alignment(
@@ -403,6 +410,46 @@ def test_unknown_names_exit_2_with_close_matches(capsys, number_pairs_dir):
         capsys, "run", "ding_de_en", "--set", "eval.export_search=sampling"
     )
     assert code == 2 and "export_search" in err
+    code, _, err = _cli(
+        capsys,
+        "run",
+        "ding_de_en",
+        "--set",
+        "eval.length_penalty_choices=[0.6, -1]",
+    )
+    assert code == 2 and "length_penalty_choices" in err and "-1" in err
+
+
+def test_length_penalty_is_chosen_on_validation(monkeypatch):
+    """The choice with the best validation BLEU is used, never test's."""
+    task = translation.TASK
+    references = ["one two three.", "four five six."]
+    validation = object()  # stands for the batched validation pairs
+    decoded = []
+
+    def fake_translate_split(model, data, config, method, split=None):
+        assert split is validation and method == "beam"
+        penalty = config.eval.length_penalty
+        decoded.append(penalty)
+        # Only alpha 0.3 reproduces the references.
+        hypotheses = references if penalty == 0.3 else ["six.", "one."]
+        return references, references, hypotheses, [], 0.0, 0
+
+    monkeypatch.setattr(task, "translate_split", fake_translate_split)
+    data = types.SimpleNamespace(validation_text=validation)
+    config = runner.resolve("ding_seq2seq_bahdanau")
+    config.eval.length_penalty_choices = [0.0, 0.3, 1.0]
+    chosen, record = task.choose_on_validation(None, data, config)
+    assert decoded == [0.0, 0.3, 1.0]
+    assert chosen.eval.length_penalty == 0.3
+    assert config.eval.length_penalty == 0.6  # the given config is untouched
+    bleu = record["length_penalty_validation_bleu"]
+    assert set(bleu) == {"0.0", "0.3", "1.0"}
+    assert bleu["0.3"] == 100.0 and bleu["0.0"] < 100.0
+    # No validation split: the set penalty, with a note saying so.
+    data.validation_text = None
+    kept, record = task.choose_on_validation(None, data, config)
+    assert kept.eval.length_penalty == 0.6 and "no validation" in str(record)
 
 
 @pytest.mark.parametrize(
