@@ -103,6 +103,30 @@ def _decode_loop(step, jit):
     return run
 
 
+def _timing_cells(m):
+    """A table row's timings: the Keras and our median wall then CPU
+    milliseconds, then our wall and CPU speed-ups."""
+    return [
+        m["keras"]["wall_ms"]["median"],
+        m["ours"]["wall_ms"]["median"],
+        m["keras"]["cpu_ms"]["median"],
+        m["ours"]["cpu_ms"]["median"],
+        ratio_cell(m["ours"]["speedup_wall"]),
+        ratio_cell(m["ours"]["speedup_cpu"]),
+    ]
+
+
+def _speedups(m, basis, label):
+    """`(judged, wall, cpu, label)`: our speed-ups over Keras, the first on
+    the judging `basis`."""
+    return (
+        speedup(m["ours"], basis),
+        speedup(m["ours"], "wall"),
+        speedup(m["ours"], "cpu"),
+        label,
+    )
+
+
 def _decoding_cases(ctx, jits, basis):
     """Rows, measurements and per-mode speed-ups of the decoding loop."""
     batch, _, tk = SHAPES["decoder step"]
@@ -142,26 +166,14 @@ def _decoding_cases(ctx, jits, basis):
             )
             key = f"{kind}/decoding loop/{'xla' if jit else 'graph'}"
             measurements[key] = m
-            speedups.setdefault(jit, []).append(
-                (
-                    speedup(m["ours"], basis),
-                    speedup(m["ours"], "wall"),
-                    speedup(m["ours"], "cpu"),
-                    kind,
-                )
-            )
+            speedups.setdefault(jit, []).append(_speedups(m, basis, kind))
             rows.append(
                 [
                     kind,
                     f"{LOOP_STEPS}-step loop, {batch}x1 over {tk}",
                     "XLA" if jit else "graph",
                     "same weights",
-                    m["keras"]["wall_ms"]["median"],
-                    m["ours"]["wall_ms"]["median"],
-                    m["keras"]["cpu_ms"]["median"],
-                    m["ours"]["cpu_ms"]["median"],
-                    ratio_cell(m["ours"]["speedup_wall"]),
-                    ratio_cell(m["ours"]["speedup_cpu"]),
+                    *_timing_cells(m),
                 ]
             )
     return rows, measurements, speedups
@@ -215,14 +227,8 @@ def score_attention(ctx):
                 )
                 key = f"{kind}/{shape_name}/{'xla' if jit else 'graph'}"
                 measurements[key] = m
-                value = speedup(m["ours"], basis)
                 worst.setdefault(jit, []).append(
-                    (
-                        value,
-                        speedup(m["ours"], "wall"),
-                        speedup(m["ours"], "cpu"),
-                        f"{kind}, {shape_name}",
-                    )
+                    _speedups(m, basis, f"{kind}, {shape_name}")
                 )
                 rows.append(
                     [
@@ -230,12 +236,7 @@ def score_attention(ctx):
                         f"{batch}x{tq} over {tk}",
                         "XLA" if jit else "graph",
                         f"{info[kind][0]:,} / {info[kind][1]:,}",
-                        m["keras"]["wall_ms"]["median"],
-                        m["ours"]["wall_ms"]["median"],
-                        m["keras"]["cpu_ms"]["median"],
-                        m["ours"]["cpu_ms"]["median"],
-                        ratio_cell(m["ours"]["speedup_wall"]),
-                        ratio_cell(m["ours"]["speedup_cpu"]),
+                        *_timing_cells(m),
                     ]
                 )
     headline = max(worst, key=lambda j: min(worst[j])[0])
