@@ -127,6 +127,22 @@ def _speedups(m, basis, label):
     )
 
 
+def _slowest(speedups):
+    """`(jit, case)`: the better compilation mode (the one whose slowest
+    case is fastest) and that slowest case, from `{jit: [_speedups]}`."""
+    jit = max(speedups, key=lambda j: min(speedups[j])[0])
+    return jit, min(speedups[jit])
+
+
+def _cases_text(speedups):
+    """Every case's judged speed-up, `"graph luong_dot: 1.20x; ..."`."""
+    return "; ".join(
+        f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
+        for j, v in speedups.items()
+        for w, _, _, c in v
+    )
+
+
 def _decoding_cases(ctx, jits, basis):
     """Rows, measurements and per-mode speed-ups of the decoding loop."""
     batch, _, tk = SHAPES["decoder step"]
@@ -239,15 +255,13 @@ def score_attention(ctx):
                         *_timing_cells(m),
                     ]
                 )
-    headline = max(worst, key=lambda j: min(worst[j])[0])
-    low = min(worst[headline])
+    headline, low = _slowest(worst)
     mode = "XLA" if headline else "graph (no XLA)"
     ctx.log(f"decoding loop: {len(LOOP_KINDS)} cases per mode")
     loop_rows, loop_measurements, loop = _decoding_cases(ctx, jits, basis)
     rows += loop_rows
     measurements.update(loop_measurements)
-    loop_mode = max(loop, key=lambda j: min(loop[j])[0])
-    loop_low = min(loop[loop_mode])
+    loop_mode, loop_low = _slowest(loop)
     return Result(
         setup={
             "dim": DIM,
@@ -309,11 +323,7 @@ def score_attention(ctx):
             "Decoding loop, all cases ("
             + basis
             + " basis): "
-            + "; ".join(
-                f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
-                for j, v in loop.items()
-                for w, _, _, c in v
-            )
+            + _cases_text(loop)
             + ". XLA moves the loop-invariant key projection out of the "
             "Keras loop by itself, so under XLA the two loops do equal work; "
             "without XLA (TensorFlow's default on CPU) only ours projects "
@@ -321,11 +331,7 @@ def score_attention(ctx):
             "All single-call cases ("
             + basis
             + " basis): "
-            + "; ".join(
-                f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
-                for j, v in worst.items()
-                for w, _, _, c in v
-            )
+            + _cases_text(worst)
             + ".",
         ],
     )
