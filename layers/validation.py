@@ -148,3 +148,21 @@ def check_rank(input_shape, rank, layer_name, what):
             f"Received: inputs.shape={shape}"
         )
     return shape
+
+
+def check_token_shape(input_shape, layer_name, what="tokens [B, N, C]"):
+    """Returns `input_shape` as a tuple if it is `[B, N, C]` tokens with
+    the number of tokens `N` and channels `C` known.
+
+    Args:
+        input_shape: the shape to check.
+        layer_name: the layer named in the message.
+        what: the input's description, as in `check_rank`.
+    """
+    shape = check_rank(input_shape, 3, layer_name, what)
+    if shape[1] is None or shape[2] is None:
+        raise ValueError(
+            f"{layer_name} needs a known number of tokens and channels. "
+            f"Received: inputs.shape={shape}"
+        )
+    return shape
