@@ -121,6 +121,17 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_one_of(name, value, choices):
+    """Returns `value` if it is one of `choices`, in the form the model
+    builders of `zoo` raise (and their callers match on):
+    "`pooling` must be one of ('mean', 'max'). Received: pooling='sum'"."""
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_activation(name, value):
     """Resolves a Keras activation (name, callable or config)."""
     try:

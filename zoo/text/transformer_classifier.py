@@ -14,6 +14,7 @@ from keras import ops
 
 from layers import AttentionPooling1D
 from layers import PositionEmbedding
+from layers.validation import check_one_of
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.encoder_block import encoder_block
@@ -86,16 +87,8 @@ def transformer_classifier(
     (2, 2)
     """
 
-    if positions not in POSITIONS:
-        raise ValueError(
-            f"`positions` must be one of {POSITIONS}. Received: positions="
-            f"{positions!r}"
-        )
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of {POOLINGS}. Received: pooling="
-            f"{pooling!r}"
-        )
+    check_one_of("positions", positions, POSITIONS)
+    check_one_of("pooling", pooling, POOLINGS)
     for arg, value in (
         ("embedding_dim", embedding_dim),
         ("num_heads", num_heads),
