@@ -106,9 +106,7 @@ def goal_rows(results):
                 }
             ]
         for g in goals:
-            measured = g.get("measured")
-            if isinstance(measured, float):
-                measured = fmt(measured)
+            measured = _measured_text(g.get("measured"))
             rows.append(
                 [
                     entry.get("number", ""),
@@ -119,6 +117,18 @@ def goal_rows(results):
                 ]
             )
     return rows
+
+
+def goals_table(results):
+    """The markdown table of `goal_rows`, under its header."""
+    return markdown_table(
+        ["#", "benchmark", "goal", "measured", "verdict"], goal_rows(results)
+    )
+
+
+def _measured_text(measured):
+    """A goal's measured value as shown: floats formatted by `fmt`."""
+    return fmt(measured) if isinstance(measured, float) else measured
 
 
 def _first_line(text):
@@ -159,7 +169,7 @@ def render_markdown(results):
         + (
             " — other jobs shared the CPU: wall times are inflated, ratios "
             "were measured interleaved side by side."
-            if (load.get("start") or [0])[0] > machine["cores"] * 0.5
+            if _loaded(results)
             else "."
         ),
         f"- Command: `{harness['command']}` ({fmt(harness.get('wall_s'))} s "
@@ -168,10 +178,7 @@ def render_markdown(results):
         "",
         "## Goals",
         "",
-        markdown_table(
-            ["#", "benchmark", "goal", "measured", "verdict"],
-            goal_rows(results),
-        ),
+        goals_table(results),
         "",
     ]
     for entry in _ordered(results["benchmarks"]):
@@ -195,9 +202,7 @@ def render_markdown(results):
         if entry.get("columns"):
             lines += ["", markdown_table(entry["columns"], entry["rows"])]
         for g in entry.get("goals") or []:
-            measured = g.get("measured")
-            if isinstance(measured, float):
-                measured = fmt(measured)
+            measured = _measured_text(g.get("measured"))
             basis = f" ({g['basis']})" if g.get("basis") else ""
             note = f" {g['note']}" if g.get("note") else ""
             lines += [
@@ -288,10 +293,7 @@ def render_readme(results, json_path):
         "every sample).",
         *_warning_lines(results),
         "",
-        markdown_table(
-            ["#", "benchmark", "goal", "measured", "verdict"],
-            goal_rows(results),
-        ),
+        goals_table(results),
         "",
     ]
     for entry in _ordered(results["benchmarks"]):

@@ -77,8 +77,9 @@ def _start_tensorflow():
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
-def _add_run_options(parser):
-    parser.add_argument("name", nargs="?", help="experiment name (see `list`)")
+def _add_override_options(parser, set_help):
+    """`--epochs N` and `--set KEY=VALUE ...` (as `overrides`), with
+    `set_help` describing `--set`."""
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument(
         "--set",
@@ -87,7 +88,15 @@ def _add_run_options(parser):
         nargs="+",
         action="extend",
         default=[],
-        help="config overrides, e.g. train.learning_rate=0.05 "
+        help=set_help,
+    )
+
+
+def _add_run_options(parser):
+    parser.add_argument("name", nargs="?", help="experiment name (see `list`)")
+    _add_override_options(
+        parser,
+        "config overrides, e.g. train.learning_rate=0.05 "
         "model.attention=se data.batch_size=64",
     )
     parser.add_argument("--seed", type=int, help="override the random seed")
@@ -189,15 +198,8 @@ def build_parser():
     p_compare.add_argument(
         "names", nargs="*", help='experiment names or patterns ("ding_*")'
     )
-    p_compare.add_argument("--epochs", type=int, help="override train.epochs")
-    p_compare.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="config overrides applied to every experiment",
+    _add_override_options(
+        p_compare, "config overrides applied to every experiment"
     )
     p_compare.add_argument(
         "--data-dir", help="TFDS data directory (default: TFDS's own)"

@@ -20,29 +20,10 @@ class ChannelAttention(SqueezeExcite):
         Woo, Park, Lee & Kweon 2018, "CBAM: Convolutional Block Attention
         Module" (ECCV), section 3 "Channel attention module".
 
-    Args:
-        channels: expected number of input channels, or `None` to infer it.
-        reduction: channel reduction ratio `r` of the shared MLP (paper: 16);
-            must not exceed the channel count.
-        hidden_channels: explicit bottleneck width (overrides `reduction`).
-        min_channels: lower bound of the bottleneck width.
-        act: activation of the bottleneck (paper: ReLU).
-        gate: `"sigmoid"` (paper) or `"hard_sigmoid"`.
-        use_bias: whether the shared MLP uses biases.
-        data_format: `"channels_last"` (default) or `"channels_first"`.
-        kernel_initializer: initializer of the dense kernels.
-        bias_initializer: initializer of the dense biases.
-        kernel_regularizer: optional regularizer of the dense kernels.
-        **kwargs: base `Layer` arguments.
-
-    Call arguments:
-        inputs: images `[B, H, W, C]` (or `[B, C, H, W]`).
-        return_attention_scores: if `True`, also return the channel gate.
-
-    Returns:
-        The rescaled images, same shape as `inputs`; with
-        `return_attention_scores=True`, a tuple `(outputs, gate)` with
-        `gate` of shape `[B, 1, 1, C]` (`[B, C, 1, 1]` for channels_first).
+    Args, call arguments and returns: those of `SqueezeExcite`, whose
+    constructor and call this layer keeps; the bottleneck MLP is the one
+    shared by both descriptors, and the paper's settings are SE's defaults
+    (`reduction=16`, a ReLU bottleneck, a sigmoid gate).
 
     Example:
 

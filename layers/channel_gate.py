@@ -20,6 +20,16 @@ class ChannelGateBase(ImageAttentionBase):
 
     Subclasses set `self.gate` and `self.data_format` and implement
     `_channel_logits(inputs) -> [B, C]`.
+
+    Call arguments:
+        inputs: images `[B, H, W, C]` (or `[B, C, H, W]`).
+        return_attention_scores: if `True`, also return the channel gate.
+
+    Returns:
+        The rescaled images, same shape as `inputs`; with
+        `return_attention_scores=True`, a tuple `(outputs, gate)` where
+        `gate` is `[B, 1, 1, C]` (`[B, C, 1, 1]` for channels_first), values
+        in `[0, 1]`.
     """
 
     def _channel_logits(self, inputs):

@@ -63,14 +63,8 @@ class EfficientChannelAttention(ChannelGateBase):
         kernel_regularizer: optional regularizer of the convolution kernel.
         **kwargs: base `Layer` arguments.
 
-    Call arguments:
-        inputs: images `[B, H, W, C]` (or `[B, C, H, W]`).
-        return_attention_scores: if `True`, also return the channel gate.
-
-    Returns:
-        The rescaled images, same shape as `inputs`; with
-        `return_attention_scores=True`, a tuple `(outputs, gate)` with
-        `gate` of shape `[B, 1, 1, C]` (`[B, C, 1, 1]` for channels_first).
+    Call arguments and Returns: see `ChannelGateBase`, whose call every
+    channel gate shares.
 
     Example:
 

@@ -10,8 +10,8 @@ from layers.validation import check_activation
 from layers.validation import check_non_negative_number
 from layers.validation import check_positive_int
 from layers.validation import check_positive_number
-from layers.validation import check_rank
 from layers.validation import check_rate
+from layers.validation import check_token_shape
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -88,13 +88,8 @@ class GatedMLPBlock(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        shape = check_rank(input_shape, 3, "GatedMLPBlock", "tokens [B, N, C]")
+        shape = check_token_shape(input_shape, "GatedMLPBlock")
         _, tokens, channels = shape
-        if tokens is None or channels is None:
-            raise ValueError(
-                "GatedMLPBlock needs a known number of tokens and channels. "
-                f"Received: inputs.shape={shape}"
-            )
         ffn_dim = self.ffn_dim or 6 * channels
         self.input_spec = keras.InputSpec(ndim=3, axes={1: tokens, 2: channels})
         self.norm = keras.layers.LayerNormalization(

@@ -8,8 +8,8 @@ from layers.initializers import serialize_weight_args
 from layers.validation import check_activation
 from layers.validation import check_positive_int
 from layers.validation import check_positive_number
-from layers.validation import check_rank
 from layers.validation import check_rate
+from layers.validation import check_token_shape
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -92,13 +92,8 @@ class MixerBlock(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = check_rank(input_shape, 3, "MixerBlock", "tokens [B, N, C]")
+        shape = check_token_shape(input_shape, "MixerBlock")
         _, tokens, channels = shape
-        if tokens is None or channels is None:
-            raise ValueError(
-                "MixerBlock needs a known number of tokens and channels. "
-                f"Received: inputs.shape={shape}"
-            )
         tokens_dim = self.tokens_mlp_dim or max(1, int(0.5 * channels))
         channels_dim = self.channels_mlp_dim or 4 * channels
         self.input_spec = keras.InputSpec(ndim=3, axes={1: tokens, 2: channels})

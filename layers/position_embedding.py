@@ -7,7 +7,7 @@ from keras import ops
 from layers.initializers import clone_initializer
 from layers.initializers import serialize_weight_args
 from layers.validation import check_bool
-from layers.validation import check_rank
+from layers.validation import check_token_shape
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
@@ -68,15 +68,10 @@ class PositionEmbedding(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = check_rank(
-            input_shape, 3, "PositionEmbedding", "tokens [B, N, D]"
+        shape = check_token_shape(
+            input_shape, "PositionEmbedding", "tokens [B, N, D]"
         )
         _, tokens, dim = shape
-        if tokens is None or dim is None:
-            raise ValueError(
-                "PositionEmbedding needs a known number of tokens and "
-                f"channels. Received: inputs.shape={shape}"
-            )
         self.input_spec = keras.InputSpec(ndim=3, axes={1: tokens, 2: dim})
         self.class_token = None
         if self.use_class_token:

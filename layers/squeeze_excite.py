@@ -43,15 +43,8 @@ class SqueezeExcite(ChannelGateBase):
         kernel_regularizer: optional regularizer of the dense kernels.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
-    Call arguments:
-        inputs: images `[B, H, W, C]` (or `[B, C, H, W]`).
-        return_attention_scores: if `True`, also return the channel gate.
-
-    Returns:
-        The rescaled images, same shape as `inputs`; with
-        `return_attention_scores=True`, a tuple `(outputs, gate)` where
-        `gate` is `[B, 1, 1, C]` (`[B, C, 1, 1]` for channels_first), values
-        in `[0, 1]`.
+    Call arguments and Returns: see `ChannelGateBase`, whose call every
+    channel gate shares.
 
     Example:
 

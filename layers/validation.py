@@ -121,6 +121,17 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_one_of(name, value, choices):
+    """Returns `value` if it is one of `choices`, in the form the model
+    builders of `zoo` raise (and their callers match on):
+    "`pooling` must be one of ('mean', 'max'). Received: pooling='sum'"."""
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_activation(name, value):
     """Resolves a Keras activation (name, callable or config)."""
     try:
@@ -145,6 +156,24 @@ def check_rank(input_shape, rank, layer_name, what):
     if len(shape) != rank:
         raise ValueError(
             f"{layer_name} expects {what} (a rank-{rank} tensor). "
+            f"Received: inputs.shape={shape}"
+        )
+    return shape
+
+
+def check_token_shape(input_shape, layer_name, what="tokens [B, N, C]"):
+    """Returns `input_shape` as a tuple if it is `[B, N, C]` tokens with
+    the number of tokens `N` and channels `C` known.
+
+    Args:
+        input_shape: the shape to check.
+        layer_name: the layer named in the message.
+        what: the input's description, as in `check_rank`.
+    """
+    shape = check_rank(input_shape, 3, layer_name, what)
+    if shape[1] is None or shape[2] is None:
+        raise ValueError(
+            f"{layer_name} needs a known number of tokens and channels. "
             f"Received: inputs.shape={shape}"
         )
     return shape

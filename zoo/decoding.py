@@ -40,6 +40,8 @@ import typing
 
 import tensorflow as tf
 
+from layers.validation import check_one_of
+
 NEG_INF = -1e9
 
 
@@ -463,11 +465,7 @@ SEARCH_METHODS = ("greedy", "beam")
 
 def check_search_method(method):
     """Raises `ValueError` unless `method` names a search of this module."""
-    if method not in SEARCH_METHODS:
-        raise ValueError(
-            f"`method` must be one of {SEARCH_METHODS}. Received: "
-            f"method={method!r}"
-        )
+    check_one_of("method", method, SEARCH_METHODS)
 
 
 def search(

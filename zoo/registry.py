@@ -12,6 +12,7 @@ import fnmatch
 
 from layers.naming import UnknownNameError
 from layers.naming import did_you_mean
+from layers.validation import check_one_of
 
 TASKS = (
     "image_classification",
@@ -63,10 +64,7 @@ def register_model(name=None, *, task, inputs, paper, **defaults):
     Raises:
         ValueError: if the name is already registered or the task unknown.
     """
-    if task not in TASKS:
-        raise ValueError(
-            f"`task` must be one of {TASKS}. Received: task={task!r}"
-        )
+    check_one_of("task", task, TASKS)
 
     def decorator(fn):
         model_name = name or fn.__name__

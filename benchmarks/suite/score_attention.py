@@ -103,6 +103,46 @@ def _decode_loop(step, jit):
     return run
 
 
+def _timing_cells(m):
+    """A table row's timings: the Keras and our median wall then CPU
+    milliseconds, then our wall and CPU speed-ups."""
+    return [
+        m["keras"]["wall_ms"]["median"],
+        m["ours"]["wall_ms"]["median"],
+        m["keras"]["cpu_ms"]["median"],
+        m["ours"]["cpu_ms"]["median"],
+        ratio_cell(m["ours"]["speedup_wall"]),
+        ratio_cell(m["ours"]["speedup_cpu"]),
+    ]
+
+
+def _speedups(m, basis, label):
+    """`(judged, wall, cpu, label)`: our speed-ups over Keras, the first on
+    the judging `basis`."""
+    return (
+        speedup(m["ours"], basis),
+        speedup(m["ours"], "wall"),
+        speedup(m["ours"], "cpu"),
+        label,
+    )
+
+
+def _slowest(speedups):
+    """`(jit, case)`: the better compilation mode (the one whose slowest
+    case is fastest) and that slowest case, from `{jit: [_speedups]}`."""
+    jit = max(speedups, key=lambda j: min(speedups[j])[0])
+    return jit, min(speedups[jit])
+
+
+def _cases_text(speedups):
+    """Every case's judged speed-up, `"graph luong_dot: 1.20x; ..."`."""
+    return "; ".join(
+        f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
+        for j, v in speedups.items()
+        for w, _, _, c in v
+    )
+
+
 def _decoding_cases(ctx, jits, basis):
     """Rows, measurements and per-mode speed-ups of the decoding loop."""
     batch, _, tk = SHAPES["decoder step"]
@@ -142,26 +182,14 @@ def _decoding_cases(ctx, jits, basis):
             )
             key = f"{kind}/decoding loop/{'xla' if jit else 'graph'}"
             measurements[key] = m
-            speedups.setdefault(jit, []).append(
-                (
-                    speedup(m["ours"], basis),
-                    speedup(m["ours"], "wall"),
-                    speedup(m["ours"], "cpu"),
-                    kind,
-                )
-            )
+            speedups.setdefault(jit, []).append(_speedups(m, basis, kind))
             rows.append(
                 [
                     kind,
                     f"{LOOP_STEPS}-step loop, {batch}x1 over {tk}",
                     "XLA" if jit else "graph",
                     "same weights",
-                    m["keras"]["wall_ms"]["median"],
-                    m["ours"]["wall_ms"]["median"],
-                    m["keras"]["cpu_ms"]["median"],
-                    m["ours"]["cpu_ms"]["median"],
-                    ratio_cell(m["ours"]["speedup_wall"]),
-                    ratio_cell(m["ours"]["speedup_cpu"]),
+                    *_timing_cells(m),
                 ]
             )
     return rows, measurements, speedups
@@ -215,14 +243,8 @@ def score_attention(ctx):
                 )
                 key = f"{kind}/{shape_name}/{'xla' if jit else 'graph'}"
                 measurements[key] = m
-                value = speedup(m["ours"], basis)
                 worst.setdefault(jit, []).append(
-                    (
-                        value,
-                        speedup(m["ours"], "wall"),
-                        speedup(m["ours"], "cpu"),
-                        f"{kind}, {shape_name}",
-                    )
+                    _speedups(m, basis, f"{kind}, {shape_name}")
                 )
                 rows.append(
                     [
@@ -230,23 +252,16 @@ def score_attention(ctx):
                         f"{batch}x{tq} over {tk}",
                         "XLA" if jit else "graph",
                         f"{info[kind][0]:,} / {info[kind][1]:,}",
-                        m["keras"]["wall_ms"]["median"],
-                        m["ours"]["wall_ms"]["median"],
-                        m["keras"]["cpu_ms"]["median"],
-                        m["ours"]["cpu_ms"]["median"],
-                        ratio_cell(m["ours"]["speedup_wall"]),
-                        ratio_cell(m["ours"]["speedup_cpu"]),
+                        *_timing_cells(m),
                     ]
                 )
-    headline = max(worst, key=lambda j: min(worst[j])[0])
-    low = min(worst[headline])
+    headline, low = _slowest(worst)
     mode = "XLA" if headline else "graph (no XLA)"
     ctx.log(f"decoding loop: {len(LOOP_KINDS)} cases per mode")
     loop_rows, loop_measurements, loop = _decoding_cases(ctx, jits, basis)
     rows += loop_rows
     measurements.update(loop_measurements)
-    loop_mode = max(loop, key=lambda j: min(loop[j])[0])
-    loop_low = min(loop[loop_mode])
+    loop_mode, loop_low = _slowest(loop)
     return Result(
         setup={
             "dim": DIM,
@@ -308,11 +323,7 @@ def score_attention(ctx):
             "Decoding loop, all cases ("
             + basis
             + " basis): "
-            + "; ".join(
-                f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
-                for j, v in loop.items()
-                for w, _, _, c in v
-            )
+            + _cases_text(loop)
             + ". XLA moves the loop-invariant key projection out of the "
             "Keras loop by itself, so under XLA the two loops do equal work; "
             "without XLA (TensorFlow's default on CPU) only ours projects "
@@ -320,11 +331,7 @@ def score_attention(ctx):
             "All single-call cases ("
             + basis
             + " basis): "
-            + "; ".join(
-                f"{'XLA' if j else 'graph'} {c}: {w:.2f}x"
-                for j, v in worst.items()
-                for w, _, _, c in v
-            )
+            + _cases_text(worst)
             + ".",
         ],
     )

@@ -6,15 +6,14 @@ import keras
 from keras import ops
 
 from layers.initializers import clone_initializer
-from layers.initializers import serialize_weight_args
-from layers.scores.score import Score
+from layers.scores.learned_score import LearnedScore
 from layers.scores.score import as_float32
 from layers.validation import check_bool
 from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class AdditiveScore(Score):
+class AdditiveScore(LearnedScore):
     """Additive (`concat`) score `v^T tanh(W_q q + W_k k)`, learned weights.
 
     Bahdanau, Cho & Bengio 2014 (the alignment model `a(s, h)`), called
@@ -66,11 +65,13 @@ class AdditiveScore(Score):
         kernel_regularizer=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            **kwargs,
+        )
         self.units = check_positive_int("units", units)
         self.normalize = check_bool("normalize", normalize)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.query_dense = self._projection("query_dense")
         self.key_dense = self._projection("key_dense")
 
@@ -88,12 +89,7 @@ class AdditiveScore(Score):
         super().build(query_shape, key_shape)
         self.query_dense.build(query_shape)
         self.key_dense.build(key_shape)
-        self.v = self.add_weight(
-            name="v",
-            shape=(self.units,),
-            initializer=clone_initializer(self.kernel_initializer),
-            regularizer=self.kernel_regularizer,
-        )
+        self.v = self.add_kernel("v", (self.units,))
         if self.normalize:
             self.g = self.add_weight(
                 name="g",
@@ -124,12 +120,5 @@ class AdditiveScore(Score):
         scores = ops.matmul(ops.tanh(hidden), ops.expand_dims(v, -1))
         return ops.squeeze(scores, -1)  # [B, Tq, Tk]
 
-    def get_config(self):
-        config = {
-            "units": self.units,
-            "normalize": self.normalize,
-            **serialize_weight_args(
-                self, "kernel_initializer", "kernel_regularizer"
-            ),
-        }
-        return {**super().get_config(), **config}
+    def score_args(self):
+        return {"units": self.units, "normalize": self.normalize}

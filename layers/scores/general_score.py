@@ -3,14 +3,12 @@
 import keras
 from keras import ops
 
-from layers.initializers import clone_initializer
-from layers.initializers import serialize_weight_args
-from layers.scores.score import Score
+from layers.scores.learned_score import LearnedScore
 from layers.scores.score import as_float32
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class GeneralScore(Score):
+class GeneralScore(LearnedScore):
     """Bilinear score `q^T W_a k` with a learned `W_a` (`[Dq, Dk]`).
 
     Luong, Pham & Manning 2015, eq. 8 ("general"). Query and key may have
@@ -44,23 +42,10 @@ class GeneralScore(Score):
     ```
     """
 
-    def __init__(
-        self,
-        kernel_initializer="glorot_uniform",
-        kernel_regularizer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
     def build(self, query_shape, key_shape):
         super().build(query_shape, key_shape)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(query_shape[-1], key_shape[-1]),
-            initializer=clone_initializer(self.kernel_initializer),
-            regularizer=self.kernel_regularizer,
+        self.kernel = self.add_kernel(
+            "kernel", (query_shape[-1], key_shape[-1])
         )
 
     def project_key(self, key):
@@ -83,11 +68,3 @@ class GeneralScore(Score):
         return ops.matmul(
             as_float32(query), ops.swapaxes(as_float32(projected_key), 1, 2)
         )
-
-    def get_config(self):
-        config = {
-            **serialize_weight_args(
-                self, "kernel_initializer", "kernel_regularizer"
-            ),
-        }
-        return {**super().get_config(), **config}

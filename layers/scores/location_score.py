@@ -3,15 +3,13 @@
 import keras
 from keras import ops
 
-from layers.initializers import clone_initializer
-from layers.initializers import serialize_weight_args
-from layers.scores.score import Score
+from layers.scores.learned_score import LearnedScore
 from layers.scores.score import as_float32
 from layers.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class LocationScore(Score):
+class LocationScore(LearnedScore):
     """Location-based score `a_t = W_a h_t`: logits from the query alone.
 
     Luong, Pham & Manning 2015, eq. 8 ("location"): one learned logit per
@@ -56,22 +54,21 @@ class LocationScore(Score):
         kernel_regularizer=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            **kwargs,
+        )
         self.max_length = check_positive_int("max_length", max_length)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, query_shape, key_shape):
         super().build(query_shape, key_shape)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(query_shape[-1], self.max_length),
-            initializer=clone_initializer(self.kernel_initializer),
-            regularizer=self.kernel_regularizer,
+        self.kernel = self.add_kernel(
+            "kernel", (query_shape[-1], self.max_length)
         )
 
-    def check_shapes(self, query_shape, key_shape):
-        super().check_shapes(query_shape, key_shape)
+    def _check_length(self, key_shape):
+        # One logit per position: at most `max_length` keys.
         length = key_shape[1]
         if length is not None and int(length) > self.max_length:
             raise ValueError(
@@ -80,24 +77,16 @@ class LocationScore(Score):
                 f"Received: key.shape={tuple(key_shape)}"
             )
 
+    def check_shapes(self, query_shape, key_shape):
+        super().check_shapes(query_shape, key_shape)
+        self._check_length(key_shape)
+
     def score_projected(self, query, projected_key):
-        length = projected_key.shape[1]
-        if length is not None and int(length) > self.max_length:
-            raise ValueError(
-                f"LocationScore was built for at most max_length="
-                f"{self.max_length} keys, but got {int(length)} keys. "
-                f"Received: key.shape={tuple(projected_key.shape)}"
-            )
+        self._check_length(projected_key.shape)
         length = ops.shape(projected_key)[1]
         # [B, Tq, Dq] x [Dq, max_length] -> [B, Tq, max_length]
         logits = ops.matmul(as_float32(query), as_float32(self.kernel))
         return logits[:, :, :length]
 
-    def get_config(self):
-        config = {
-            "max_length": self.max_length,
-            **serialize_weight_args(
-                self, "kernel_initializer", "kernel_regularizer"
-            ),
-        }
-        return {**super().get_config(), **config}
+    def score_args(self):
+        return {"max_length": self.max_length}

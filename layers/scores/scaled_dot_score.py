@@ -3,12 +3,11 @@
 import keras
 from keras import ops
 
-from layers.scores.score import Score
-from layers.scores.score import as_float32
+from layers.scores.dot_score import DotScore
 
 
 @keras.saving.register_keras_serializable(package="attention_zoo")
-class ScaledDotScore(Score):
+class ScaledDotScore(DotScore):
     """Scaled dot-product score `q . k / sqrt(d)`, `d` the key depth.
 
     Luong's `dot` score (Luong, Pham & Manning 2015) divided by `sqrt(d)` so
@@ -16,15 +15,8 @@ class ScaledDotScore(Score):
     2017, "Attention Is All You Need"). No weights; query and key need the
     same depth.
 
-    Args:
-        **kwargs: base layer arguments (`name`, `dtype`, ...).
-
-    Call arguments:
-        query: `[B, Tq, D]`.
-        key: `[B, Tk, D]`.
-
-    Returns:
-        float32 logits `[B, Tq, Tk]`.
+    Args, call arguments and returns: those of `DotScore`, whose logits
+    this score scales.
 
     Example:
     ```python
@@ -36,11 +28,6 @@ class ScaledDotScore(Score):
     ```
     """
 
-    requires_equal_depth = True
-
     def score_projected(self, query, projected_key):
         depth = ops.cast(ops.shape(projected_key)[-1], "float32")
-        logits = ops.matmul(
-            as_float32(query), ops.swapaxes(as_float32(projected_key), 1, 2)
-        )
-        return logits / ops.sqrt(depth)
+        return super().score_projected(query, projected_key) / ops.sqrt(depth)

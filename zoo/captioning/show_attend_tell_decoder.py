@@ -13,6 +13,7 @@ from keras import ops
 from layers import BahdanauAttention
 from layers import HardAttention
 from layers.validation import check_non_negative_number
+from layers.validation import check_one_of
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.captioning.show_attend_tell_objective import HardAttentionObjective
@@ -173,11 +174,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             ("attention_units", attention_units),
         ):
             check_positive_int(name, value)
-        if attention not in ATTENTIONS:
-            raise ValueError(
-                f"`attention` must be one of {ATTENTIONS}. Received: "
-                f"attention={attention!r}"
-            )
+        check_one_of("attention", attention, ATTENTIONS)
         check_options(estimator, baseline, anneal_steps, samples)
         for name, value in (
             ("attention_regularizer", attention_regularizer),

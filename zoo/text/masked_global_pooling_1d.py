@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from layers.validation import check_one_of
+
 MODES = ("max", "mean")
 
 
@@ -49,10 +51,7 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
     """
 
     def __init__(self, mode="max", **kwargs):
-        if mode not in MODES:
-            raise ValueError(
-                f"`mode` must be one of {MODES}. Received: mode={mode!r}"
-            )
+        check_one_of("mode", mode, MODES)
         super().__init__(**kwargs)
         self.mode = mode
         self.supports_masking = True

@@ -25,6 +25,7 @@ import keras
 from layers import AttentionPooling1D
 from layers import HardAttention
 from layers import LuongAttention
+from layers.validation import check_one_of
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.registry import register_model
@@ -156,11 +157,7 @@ def bigru_classifier(
     >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of {POOLINGS}. Received: pooling="
-            f"{pooling!r}"
-        )
+    check_one_of("pooling", pooling, POOLINGS)
     if pooling == "luong" and score not in LUONG_SCORES:
         raise ValueError(
             f"`score` must be one of {LUONG_SCORES} (a learned query has no "

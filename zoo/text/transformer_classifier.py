@@ -13,10 +13,11 @@ import keras
 from keras import ops
 
 from layers import AttentionPooling1D
-from layers import MultiHeadAttention
 from layers import PositionEmbedding
+from layers.validation import check_one_of
 from layers.validation import check_positive_int
 from layers.validation import check_rate
+from zoo.encoder_block import encoder_block
 from zoo.registry import register_model
 from zoo.text.masked_global_pooling_1d import MaskedGlobalPooling1D
 from zoo.text.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -25,43 +26,6 @@ from zoo.text.text_inputs import text_inputs
 
 POSITIONS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "attention", "max")
-
-
-def encoder_block(
-    x,
-    mask,
-    *,
-    num_heads,
-    ff_dim,
-    dropout,
-    attention_dropout,
-    name,
-    return_attention_scores=False,
-):
-    """One pre-LayerNorm Transformer encoder block over `[B, T, D]`.
-
-    `mask` `[B, T]` (True = token) is passed as both query and value mask,
-    so padding is never attended and padded positions output zeros from the
-    attention. Returns `x` (and the `[B, heads, T, T]` weights).
-    """
-
-    dim = x.shape[-1]
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
-    y, scores = MultiHeadAttention(
-        num_heads=num_heads,
-        key_dim=dim // num_heads,
-        dropout=attention_dropout,
-        name=f"{name}_attention",
-    )(y, y, query_mask=mask, value_mask=mask, return_attention_scores=True)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop1")(y)
-    x = keras.layers.Add(name=f"{name}_add1")([x, y])
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
-    y = keras.layers.Dense(ff_dim, activation="gelu", name=f"{name}_ff1")(y)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop2")(y)
-    y = keras.layers.Dense(dim, name=f"{name}_ff2")(y)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop3")(y)
-    x = keras.layers.Add(name=f"{name}_add2")([x, y])
-    return (x, scores) if return_attention_scores else x
 
 
 @register_model(
@@ -123,16 +87,8 @@ def transformer_classifier(
     (2, 2)
     """
 
-    if positions not in POSITIONS:
-        raise ValueError(
-            f"`positions` must be one of {POSITIONS}. Received: positions="
-            f"{positions!r}"
-        )
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of {POOLINGS}. Received: pooling="
-            f"{pooling!r}"
-        )
+    check_one_of("positions", positions, POSITIONS)
+    check_one_of("pooling", pooling, POOLINGS)
     for arg, value in (
         ("embedding_dim", embedding_dim),
         ("num_heads", num_heads),

@@ -14,30 +14,11 @@ Every block keeps its attention weights in the graph, so
 
 import keras
 
-from layers import MultiHeadAttention
 from layers import PositionEmbedding
+from zoo.encoder_block import encoder_block
 from zoo.image_inputs import patch_tokens
 from zoo.image_inputs import token_classifier
 from zoo.registry import register_model
-
-
-def _encoder_block(x, embed_dim, num_heads, mlp_dim, dropout, name):
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
-    # y: [B, 1 + N, D]; scores: [B, heads, 1 + N, 1 + N]
-    y, _ = MultiHeadAttention(
-        num_heads=num_heads,
-        key_dim=embed_dim // num_heads,
-        dropout=dropout,
-        name=f"{name}_attention",
-    )(y, y, return_attention_scores=True)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop1")(y)
-    x = keras.layers.Add(name=f"{name}_add1")([x, y])
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
-    y = keras.layers.Dense(mlp_dim, activation="gelu", name=f"{name}_mlp1")(y)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop2")(y)
-    y = keras.layers.Dense(embed_dim, name=f"{name}_mlp2")(y)
-    y = keras.layers.Dropout(dropout, name=f"{name}_drop3")(y)
-    return keras.layers.Add(name=f"{name}_add2")([x, y])
 
 
 def vision_transformer(
@@ -88,8 +69,14 @@ def vision_transformer(
     x = PositionEmbedding(use_class_token=True, name="position_embedding")(x)
     x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     for i in range(depth):
-        x = _encoder_block(
-            x, embed_dim, num_heads, mlp_dim, dropout, f"block{i + 1}"
+        x = encoder_block(
+            x,
+            num_heads=num_heads,
+            ff_dim=mlp_dim,
+            dropout=dropout,
+            attention_dropout=dropout,
+            name=f"block{i + 1}",
+            ff_name="mlp",
         )
     return token_classifier(inputs, x, num_classes, name, pool="class_token")
 
