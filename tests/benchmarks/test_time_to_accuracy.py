@@ -6,11 +6,15 @@ import pytest
 pytestmark = pytest.mark.tf_only
 
 
-def test_keras_built_models_mirror_the_zoo_models():
+def test_keras_built_models_mirror_the_zoo_models(monkeypatch):
     import zoo
     from benchmarks.suite import keras_reference
     from layers import CBAM
+    from zoo import registry
 
+    # The reference models are registered in a copy of the registry, so
+    # later tests in this process see only the library's own models.
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     keras_reference.register()
     keras_reference.register()  # idempotent in one process
     small = {"input_shape": (8, 8, 1), "num_classes": 10}
