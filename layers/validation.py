@@ -115,19 +115,12 @@ def check_seed(name, value):
 
 
 def check_choice(name, value, choices):
-    """Returns `value` if it is one of `choices`."""
-    if value not in choices:
-        _fail(name, f"one of {tuple(choices)}", value)
-    return value
-
-
-def check_one_of(name, value, choices):
-    """Returns `value` if it is one of `choices`, in the form the model
-    builders of `zoo` raise (and their callers match on):
+    """Returns `value` if it is one of `choices`; otherwise raises
     "`pooling` must be one of ('mean', 'max'). Received: pooling='sum'"."""
     if value not in choices:
         raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+            f"`{name}` must be one of {tuple(choices)}. Received: "
+            f"{name}={value!r}"
         )
     return value
 

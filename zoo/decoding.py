@@ -40,7 +40,7 @@ import typing
 
 import tensorflow as tf
 
-from layers.validation import check_one_of
+from layers.validation import check_choice
 
 NEG_INF = -1e9
 
@@ -465,7 +465,7 @@ SEARCH_METHODS = ("greedy", "beam")
 
 def check_search_method(method):
     """Raises `ValueError` unless `method` names a search of this module."""
-    check_one_of("method", method, SEARCH_METHODS)
+    check_choice("method", method, SEARCH_METHODS)
 
 
 def search(

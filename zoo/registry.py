@@ -12,7 +12,7 @@ import fnmatch
 
 from layers.naming import UnknownNameError
 from layers.naming import did_you_mean
-from layers.validation import check_one_of
+from layers.validation import check_choice
 
 TASKS = (
     "image_classification",
@@ -64,7 +64,7 @@ def register_model(name=None, *, task, inputs, paper, **defaults):
     Raises:
         ValueError: if the name is already registered or the task unknown.
     """
-    check_one_of("task", task, TASKS)
+    check_choice("task", task, TASKS)
 
     def decorator(fn):
         model_name = name or fn.__name__

@@ -12,8 +12,8 @@ from keras import ops
 
 from layers import BahdanauAttention
 from layers import HardAttention
+from layers.validation import check_choice
 from layers.validation import check_non_negative_number
-from layers.validation import check_one_of
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.captioning.show_attend_tell_objective import HardAttentionObjective
@@ -174,7 +174,7 @@ class ShowAttendTellDecoder(keras.layers.Layer):
             ("attention_units", attention_units),
         ):
             check_positive_int(name, value)
-        check_one_of("attention", attention, ATTENTIONS)
+        check_choice("attention", attention, ATTENTIONS)
         check_options(estimator, baseline, anneal_steps, samples)
         for name, value in (
             ("attention_regularizer", attention_regularizer),

@@ -12,7 +12,7 @@ et al. 2018) and ECA-Net (Wang et al. 2020) do, or non-local blocks
 import keras
 
 import layers
-from layers.validation import check_one_of
+from layers.validation import check_choice
 from layers.validation import check_positive_int
 from zoo.image_inputs import class_probabilities
 from zoo.image_inputs import image_inputs
@@ -138,7 +138,7 @@ def cifar_resnet(
         # Any block `layers.get_attention` knows ("channel", "spatial",
         # aliases) or a Layer class; unknown names raise its ValueError.
         layers.get_attention(attention, argument="attention")
-    check_one_of("shortcut", shortcut, SHORTCUTS)
+    check_choice("shortcut", shortcut, SHORTCUTS)
     check_positive_int("width", width)
     blocks_per_stage = (depth - 2) // 6
     prefix = {None: "", "non_local": "nonlocal_"}.get(

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from layers.validation import check_one_of
+from layers.validation import check_choice
 
 MODES = ("max", "mean")
 
@@ -51,7 +51,7 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
     """
 
     def __init__(self, mode="max", **kwargs):
-        check_one_of("mode", mode, MODES)
+        check_choice("mode", mode, MODES)
         super().__init__(**kwargs)
         self.mode = mode
         self.supports_masking = True

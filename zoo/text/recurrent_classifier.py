@@ -25,7 +25,7 @@ import keras
 from layers import AttentionPooling1D
 from layers import HardAttention
 from layers import LuongAttention
-from layers.validation import check_one_of
+from layers.validation import check_choice
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.registry import register_model
@@ -157,7 +157,7 @@ def bigru_classifier(
     >>> tuple(model(np.array(["good film", ""], dtype=object)).shape)
     (2, 2)
     """
-    check_one_of("pooling", pooling, POOLINGS)
+    check_choice("pooling", pooling, POOLINGS)
     if pooling == "luong" and score not in LUONG_SCORES:
         raise ValueError(
             f"`score` must be one of {LUONG_SCORES} (a learned query has no "

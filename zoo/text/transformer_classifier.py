@@ -14,7 +14,7 @@ from keras import ops
 
 from layers import AttentionPooling1D
 from layers import PositionEmbedding
-from layers.validation import check_one_of
+from layers.validation import check_choice
 from layers.validation import check_positive_int
 from layers.validation import check_rate
 from zoo.encoder_block import encoder_block
@@ -87,8 +87,8 @@ def transformer_classifier(
     (2, 2)
     """
 
-    check_one_of("positions", positions, POSITIONS)
-    check_one_of("pooling", pooling, POOLINGS)
+    check_choice("positions", positions, POSITIONS)
+    check_choice("pooling", pooling, POOLINGS)
     for arg, value in (
         ("embedding_dim", embedding_dim),
         ("num_heads", num_heads),
