@@ -99,3 +99,35 @@ def test_batched_image_augmentation_equals_per_example_ops(
     originals = np.concatenate([b[0] for b in plain.epoch(0)])
     augmented = np.concatenate([b[0] for b in stream.epoch(0)])
     assert not np.array_equal(originals, augmented)
+
+
+def test_batched_augmentation_draws_batch_by_batch_beyond_its_epoch_table(
+    digits_dir,
+):
+    # The augmentation looks a batch's draws up in a table of its epoch's
+    # positions (0 .. training examples - 1); positions past the table
+    # (here: the split read twice in one epoch) are drawn batch by batch,
+    # and both give TensorFlow's per-example numbers.
+    config = tiny_config(
+        extra=["data.augment=crop_flip", "data.crop_padding=2"]
+    )
+    data = get_task("image_classification").load_data(config, digits_dir, None)
+    stream = data.train_stream
+    doubled = dataclasses.replace(
+        stream,
+        examples=stream.examples.concatenate(stream.examples),
+        num_examples=2 * stream.num_examples,
+        shuffle_buffer=1,
+    )
+    reference = dataclasses.replace(
+        doubled,
+        prepare_batch=None,
+        prepare=_per_example_prepare(
+            "crop_flip", 2, data.info["input_shape"], data.info["num_classes"]
+        ),
+    )
+    got, expected = list(doubled.epoch(1)), list(reference.epoch(1))
+    assert len(got) == len(expected) == doubled.steps_per_epoch
+    assert doubled.steps_per_epoch > stream.steps_per_epoch
+    for (images, _), (ref_images, _) in zip(got, expected):
+        np.testing.assert_array_equal(images, ref_images)
