@@ -4,15 +4,14 @@ A `Seq2SeqTask` trains a `zoo.SequenceGenerator` with teacher forcing
 (`({"...", "target_in"}, target_out)` batches, 0 = padding), evaluates it
 with both searches of `zoo.decoding` and exports both searches as the two
 signatures of one SavedModel. It owns the setting checks, the padded
-cross-entropy and masked accuracy, building the model, the sample files
-and the export; a subclass supplies its data (`load_data`,
-`model_defaults`), its evaluation and its serving function.
+cross-entropy (label smoothing optional) and masked accuracy, building
+the model, the sample files and the export; a subclass supplies its data
+(`load_data`, `model_defaults`), its evaluation and its serving function.
 """
 
 import os
 import typing
 
-import keras
 import tensorflow as tf
 
 from experiments import export as export_lib
@@ -22,6 +21,7 @@ from experiments.rundir import write_json
 from experiments.rundir import write_text
 from experiments.tasks.base import Task
 from zoo.metrics import MaskedAccuracy
+from zoo.metrics import MaskedSparseCrossentropy
 from zoo.tokens import PAD_ID
 
 
@@ -63,19 +63,14 @@ class Seq2SeqTask(Task):
                 f"Unknown eval.export_search {ev.export_search!r}. Choose "
                 f"one of: {', '.join(SEARCHES)}"
             )
-        if config.train.label_smoothing:
-            raise UserError(
-                f"train.label_smoothing is not supported by the {self.name} "
-                "task (its loss ignores padding with ignore_class)."
-            )
 
     def check_data_settings(self, config):
         """The subclass's own data-setting checks (none by default)."""
 
     # --- Model ----------------------------------------------------------
     def loss(self, config):
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=PAD_ID
+        return MaskedSparseCrossentropy(
+            label_smoothing=config.train.label_smoothing, pad_id=PAD_ID
         )
 
     def metrics(self, config, data):

@@ -105,6 +105,8 @@ def finished_run(number_pairs_dir, tmp_path_factory):
             "eval.attention_maps=2",
             "eval.samples=3",
             "eval.beam_width=2",
+            # Label smoothing (Vaswani et al.'s 0.1) is a training option.
+            "train.label_smoothing=0.1",
             # No tracing in the smoke run: eager training steps and eager
             # step-by-step decoding (the export below is compiled).
             "train.run_eagerly=true",
@@ -199,6 +201,8 @@ def test_run_writes_metrics_samples_and_plots(finished_run):
     )
     history = open(os.path.join(out, "history.csv")).read()
     assert "val_loss" in history and "accuracy" in history
+    saved = json.load(open(os.path.join(out, "config.json")))
+    assert saved["train"]["label_smoothing"] == 0.1
     # Attention agreement with IBM Model 2's word alignments.
     assert 0.0 <= metrics["alignment_agreement_ibm2"] <= 1.0
     assert metrics["alignment_links_ibm2"] > 0

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import zoo
 from tests.testing import run_docstring_example
+from zoo.metrics import MaskedSparseCrossentropy
 
 pytestmark = pytest.mark.tf_only
 
@@ -165,3 +166,21 @@ def test_invalid_arguments():
         _build("transformer_translator", model_dim=18)
     with pytest.raises(KeyError, match="transformer_translator"):
         zoo.build("transformer_translater")
+
+
+@pytest.mark.parametrize("name", TRANSLATORS)
+def test_masked_loss_in_fit_equals_keras_ignore_class(name):
+    # The logits carry no Keras mask that the loss would apply a second
+    # time: compiled, the project's loss gives Keras's padded loss.
+    losses = {}
+    for key, loss in {
+        "ours": MaskedSparseCrossentropy(),
+        "keras": keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=0
+        ),
+    }.items():
+        keras.utils.set_random_seed(0)
+        model = _build(name)
+        model.compile(loss=loss)
+        losses[key] = model.evaluate(_inputs(), TARGET_OUT, verbose=0)
+    np.testing.assert_allclose(losses["ours"], losses["keras"], rtol=1e-5)
