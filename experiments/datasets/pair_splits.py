@@ -10,8 +10,9 @@ Near duplicates are texts whose character similarity (`difflib`'s ratio,
 `2 * matches / total length`) reaches a threshold. Grouping finds them
 through blocking keys (a text shares a key with every text one word
 substitution, insertion or deletion away; short texts by word prefixes),
-then checks the similarity; `cross_split_near_duplicates` measures what
-grouping missed by an exhaustive search bounded with character counts.
+then checks the similarity; `near_duplicate_matches` finds what grouping
+missed by an exhaustive search bounded with character counts (a builder
+can join those groups too), and `cross_split_near_duplicates` measures it.
 """
 
 import collections
@@ -137,47 +138,57 @@ def _char_counts(texts, alphabet):
     return counts
 
 
-def cross_split_near_duplicates(held_out, train, threshold=0.8):
-    """Fraction of `held_out` texts with a near duplicate in `train`.
+def near_duplicate_matches(held_out, train, threshold=0.8):
+    """For each `held_out` text, the index in `train` of a near duplicate
+    (`similarity >= threshold`), or -1 where `train` has none.
 
     Exhaustive: every held-out text is compared with every training text.
     The shared character counts bound the similarity from above
     (`difflib`'s `quick_ratio`), computed for all pairs at once; only pairs
     whose bound reaches `threshold` are compared exactly.
     """
-    if not held_out:
-        return 0.0
-    train = list(dict.fromkeys(train))
-    train_set = set(train)
+    matches = np.full(len(held_out), -1, np.int64)
+    if not held_out or not train:
+        return matches
+    first_index = {}
+    for index, text in enumerate(train):
+        first_index.setdefault(text, index)
+    # Distinct training texts by length (the length bound below).
+    texts = sorted(first_index, key=len)
     # The 63 most frequent characters, the rest counted together (which
     # keeps the bound an upper bound).
     alphabet = {
         char: i
         for i, (char, _) in enumerate(
-            collections.Counter("".join(train)).most_common(63)
+            collections.Counter("".join(texts)).most_common(63)
         )
     }
-    train.sort(key=len)
-    train_counts = _char_counts(train, alphabet)
-    train_lengths = np.array([len(t) for t in train])
-    found = 0
-    for text in held_out:
-        if text in train_set:
-            found += 1
+    counts = _char_counts(texts, alphabet)
+    lengths = np.array([len(t) for t in texts])
+    for row, text in enumerate(held_out):
+        if text in first_index:
+            matches[row] = first_index[text]
             continue
         # Only lengths within [r / (2 - r), (2 - r) / r] times this one
         # can reach the threshold r.
-        low = np.searchsorted(
-            train_lengths, len(text) * threshold / (2 - threshold)
-        )
+        low = np.searchsorted(lengths, len(text) * threshold / (2 - threshold))
         high = np.searchsorted(
-            train_lengths, len(text) * (2 - threshold) / threshold, "right"
+            lengths, len(text) * (2 - threshold) / threshold, "right"
         )
-        counts = _char_counts([text], alphabet)[0]
-        shared = np.minimum(train_counts[low:high], counts).sum(axis=1)
-        bound = 2.0 * shared / (train_lengths[low:high] + len(text))
+        own = _char_counts([text], alphabet)[0]
+        shared = np.minimum(counts[low:high], own).sum(axis=1)
+        bound = 2.0 * shared / (lengths[low:high] + len(text))
         for j in np.flatnonzero(bound >= threshold):
-            if similarity(text, train[low + j]) >= threshold:
-                found += 1
+            if similarity(text, texts[low + j]) >= threshold:
+                matches[row] = first_index[texts[low + j]]
                 break
-    return found / len(held_out)
+    return matches
+
+
+def cross_split_near_duplicates(held_out, train, threshold=0.8):
+    """Fraction of `held_out` texts with a near duplicate in `train`
+    (exhaustive; see `near_duplicate_matches`)."""
+    if not held_out:
+        return 0.0
+    matches = near_duplicate_matches(held_out, train, threshold)
+    return float(np.mean(matches >= 0))

@@ -115,6 +115,37 @@ def test_near_duplicates_and_short_labels_stay_in_one_split():
     assert len(splits["test"]) > 0 and len(splits["validation"]) > 0
 
 
+def test_near_duplicates_that_blocking_misses_stay_in_one_split():
+    # Two edits in the first letters of the first and last words: no
+    # shared blocking key (word pairs, one-word edits, word prefixes),
+    # character similarity still above 0.8. The exhaustive search of the
+    # held-out splits joins them.
+    rng = random.Random(2)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pairs = []
+    for _ in range(300):
+        first, middle, last = (
+            "".join(rng.choices(letters, k=8)) for _ in range(3)
+        )
+        en = f"{first} {middle} {last}"
+        twin = f"{rng.choice(letters)}{first[1:]} {middle} z{last[1:]}"
+        pairs += [(f"de {en}", en), (f"de {twin}", twin)]
+    english = [en for _, en in pairs]
+    near = pair_splits.near_duplicate_groups(english)
+    missed = sum(near[i] != near[i + 1] for i in range(0, len(pairs), 2))
+    assert missed > 250  # blocking alone leaves them apart
+    splits, _ = gettext.split_pairs(pairs)
+    where = {i: name for name, indices in splits.items() for i in indices}
+    for index in range(0, len(pairs), 2):
+        # Training or held out together (validation and test are both
+        # held out).
+        assert (where[index] == "train") == (where[index + 1] == "train")
+    held_out = [english[i] for i in splits["validation"] + splits["test"]]
+    train = [english[i] for i in splits["train"]]
+    assert held_out
+    assert pair_splits.cross_split_near_duplicates(held_out, train) == 0.0
+
+
 def test_cross_split_measure_matches_brute_force():
     rng = random.Random(1)
     alphabet = "abcdefgh "
