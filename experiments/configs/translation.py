@@ -103,8 +103,10 @@ class TranslationEvalConfig(Seq2SeqEvalConfig):
 # logged every epoch and the search settings were checked on validation.
 DING_MAX_LENGTH = 32
 # Length penalties the offline recipes try on the validation split after
-# training (GNMT alpha; 0 = plain log-probability).
-LENGTH_PENALTY_CHOICES = (0.0, 0.3, 0.6, 1.0)
+# training (GNMT alpha; 0 = plain log-probability). With (0, 0.3, 0.6,
+# 1.0), the validation BLEU of five of the six gettext models rose up to
+# 1.0, the edge of the grid; 1.5 and 2.0 extend it.
+LENGTH_PENALTY_CHOICES = (0.0, 0.3, 0.6, 1.0, 1.5, 2.0)
 _DING_MODEL_KWARGS = {
     "seq2seq_gru": {"embedding_dim": 128, "units": 128, "dropout": 0.1},
     "seq2seq_bahdanau": {"embedding_dim": 128, "units": 128, "dropout": 0.1},
@@ -206,6 +208,13 @@ def ding_phrases_experiment(model, epochs=None, **model_kwargs):
 # to the corpus size; the length penalty is chosen on the validation split
 # after training (`LENGTH_PENALTY_CHOICES`).
 GETTEXT_MAX_LENGTH = 40
+# The Transformer overfits this corpus (8 epochs: training accuracy 0.72,
+# validation 0.51); label smoothing 0.1 (Vaswani et al. 2017) was chosen
+# on validation (gettext_de_en 1.0.0: validation accuracy 0.510 -> 0.519,
+# validation BLEU 20.23 -> 21.19 with the same length-penalty grid;
+# dropout 0.3 was worse: validation accuracy 0.39 after 5 of 10 epochs
+# against 0.48).
+GETTEXT_TRANSFORMER_LABEL_SMOOTHING = 0.1
 _GETTEXT_EPOCHS = {
     "seq2seq_gru": 6,
     "seq2seq_bahdanau": 5,
@@ -231,6 +240,8 @@ def gettext_experiment(model, epochs=None, **model_kwargs):
         max_eval_examples=1500,
     )
     config.train.epochs = epochs or _GETTEXT_EPOCHS[model]
+    if model == "transformer_translator":
+        config.train.label_smoothing = GETTEXT_TRANSFORMER_LABEL_SMOOTHING
     suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     config.description = (
         f"{model}{suffix} on gettext de->en software messages (offline; "
