@@ -367,17 +367,19 @@ class TranslationTask(Seq2SeqTask):
 
     # --- Decoding -------------------------------------------------------
     def make_translate_fn(self, model, config, method):
-        """A compiled `source ids [B, S] -> DecodeResult` function."""
+        """A compiled `(source ids [B, S], length penalty []) ->
+        DecodeResult` function (the penalty is an input, so one trace
+        serves every penalty tried on validation)."""
         ev = config.eval
         max_length = config.data.max_target_length
 
-        def translate(source_ids):
+        def translate(source_ids, length_penalty):
             return model.generate(
                 source_ids,
                 method=method,
                 max_length=max_length,
                 beam_width=ev.beam_width,
-                length_penalty=ev.length_penalty,
+                length_penalty=length_penalty,
             )
 
         if not getattr(ev, "compiled", True):
@@ -385,11 +387,20 @@ class TranslationTask(Seq2SeqTask):
         return tf.function(
             translate,
             jit_compile=bool(ev.jit_compile),
-            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+            input_signature=[
+                tf.TensorSpec([None, None], tf.int32),
+                tf.TensorSpec([], tf.float32),
+            ],
         )
 
-    def translate_split(self, model, data, config, method, split=None):
+    def translate_split(
+        self, model, data, config, method, split=None, translate=None
+    ):
         """Decodes a split (default: the test split) of batched string pairs.
+
+        `translate` is a function of `make_translate_fn` to reuse (one is
+        made and traced otherwise); `config.eval.length_penalty` is the
+        penalty it decodes with.
 
         Returns the sources, references, translations, per-sentence
         outputs (ids, attention), the decoding time and the tokens made.
@@ -397,14 +408,15 @@ class TranslationTask(Seq2SeqTask):
         split = data.test if split is None else split
         source_tok = data.source_tokenizer
         target_tok = data.target_tokenizer
-        translate = self.make_translate_fn(model, config, method)
-        for batch_sources, _ in split.take(1):
-            # Trace (and compile) once, so the timing is of decoding only.
-            translate(
-                encode_sources(
+        penalty = tf.constant(config.eval.length_penalty, tf.float32)
+        if translate is None:
+            translate = self.make_translate_fn(model, config, method)
+            for batch_sources, _ in split.take(1):
+                # Trace (and compile) once, so the timing is of decoding.
+                ids, _ = encode_sources(
                     source_tok, batch_sources, config.data.max_source_length
-                )[0]
-            )
+                )
+                translate(ids, penalty)
         sources, references, hypotheses, outputs = [], [], [], []
         elapsed, tokens = 0.0, 0
         for batch_sources, batch_targets in split:
@@ -412,7 +424,7 @@ class TranslationTask(Seq2SeqTask):
                 source_tok, batch_sources, config.data.max_source_length
             )
             start = time.perf_counter()
-            result = translate(ids).best()
+            result = translate(ids, penalty).best()
             best = result.tokens.numpy()
             lengths = result.lengths.numpy()
             elapsed += time.perf_counter() - start
@@ -453,10 +465,16 @@ class TranslationTask(Seq2SeqTask):
                 "eval.length_penalty used as set"
             }
         bleu = {}
+        translate = self.make_translate_fn(model, config, "beam")
         for penalty in choices:
             candidate = _with_length_penalty(config, penalty)
             _, references, hypotheses, *_ = self.translate_split(
-                model, data, candidate, "beam", split=data.validation_text
+                model,
+                data,
+                candidate,
+                "beam",
+                split=data.validation_text,
+                translate=translate,
             )
             bleu[penalty], _, _ = corpus_scores(
                 hypotheses, references, config.data.lowercase

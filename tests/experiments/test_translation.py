@@ -431,7 +431,9 @@ def test_length_penalty_is_chosen_on_validation(monkeypatch):
     validation = object()  # stands for the batched validation pairs
     decoded = []
 
-    def fake_translate_split(model, data, config, method, split=None):
+    def fake_translate_split(
+        model, data, config, method, split=None, translate=None
+    ):
         assert split is validation and method == "beam"
         penalty = config.eval.length_penalty
         decoded.append(penalty)
@@ -468,3 +470,26 @@ def test_missing_official_data_gives_one_clear_message(
     )
     assert code == 2
     assert "is not prepared" in err and "tfds build" in err
+
+
+def test_one_trace_decodes_every_length_penalty():
+    import zoo
+
+    model = zoo.build(
+        "seq2seq_bahdanau",
+        source_vocab_size=20,
+        target_vocab_size=16,
+        embedding_dim=8,
+        units=8,
+    )
+    config = runner.resolve("ding_seq2seq_bahdanau")
+    translate = translation.TASK.make_translate_fn(model, config, "beam")
+    ids = tf.constant([[2, 5, 6, 3], [2, 7, 3, 0]], tf.int32)
+    scores = [
+        translate(ids, tf.constant(penalty)).best().scores.numpy()
+        for penalty in (0.0, 2.0)
+    ]
+    assert translate.experimental_get_tracing_count() == 1
+    # The penalty is applied, not baked in: the length-normalised scores
+    # differ.
+    assert not np.allclose(scores[0], scores[1])
