@@ -8,6 +8,7 @@ on what the caller happened to import.
 from zoo.attention_maps import attention_maps
 from zoo.loading import load_model
 from zoo.metrics import MaskedAccuracy
+from zoo.metrics import MaskedSparseCrossentropy
 from zoo.registry import TASKS
 from zoo.registry import ModelInfo
 from zoo.registry import build
@@ -34,6 +35,7 @@ __all__ = [
     "list_models",
     "load_model",
     "MaskedAccuracy",
+    "MaskedSparseCrossentropy",
     "register_model",
     "SequenceGenerator",
 ]
