@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from experiments import runner
 from experiments.cli import main
 from experiments.tasks import translation
@@ -337,7 +338,6 @@ def test_saved_model_serves_strings_in_a_fresh_process(finished_run, tmp_path):
 
 @pytest.mark.slow
 def test_transformer_saved_model_serves_strings(tmp_path):
-    import zoo
     from experiments.tasks.translation import export_translator
 
     source_vocab = ["[PAD]", "[UNK]", "[START]", "[END]", "eins", "zwei"]
@@ -473,8 +473,6 @@ def test_missing_official_data_gives_one_clear_message(
 
 
 def test_one_trace_decodes_every_length_penalty():
-    import zoo
-
     model = zoo.build(
         "seq2seq_bahdanau",
         source_vocab_size=20,
