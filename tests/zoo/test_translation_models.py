@@ -184,3 +184,46 @@ def test_masked_loss_in_fit_equals_keras_ignore_class(name):
         model.compile(loss=loss)
         losses[key] = model.evaluate(_inputs(), TARGET_OUT, verbose=0)
     np.testing.assert_allclose(losses["ours"], losses["keras"], rtol=1e-5)
+
+
+def test_tied_embeddings_share_the_target_matrix(tmp_path):
+    untied = _build("transformer_translator")
+    tied = _build("transformer_translator", tie_embeddings=True)
+    # The output kernel [16 dims, 16 words] is gone; its bias stays.
+    assert untied.count_params() - tied.count_params() == 16 * 16
+
+    # The logits are the final states times the embedding's transpose.
+    hidden = tied.get_layer("decoder_norm").output
+    states = keras.Model(tied.inputs, hidden)(_inputs(), training=False)
+    embedding = tied.get_layer("target_embedding")
+    expected = np.asarray(states) @ np.asarray(
+        embedding.embedding.embeddings
+    ).T + np.asarray(embedding.bias)
+    logits = np.asarray(tied(_inputs(), training=False))
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+    # Training moves the shared matrix through both its uses; it reloads.
+    tied.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=MaskedSparseCrossentropy(),
+        run_eagerly=True,
+    )
+    tied.train_on_batch(_inputs(), TARGET_OUT)
+    path = os.path.join(tmp_path, "tied.keras")
+    tied.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.tie_embeddings
+    np.testing.assert_allclose(
+        np.asarray(reloaded(_inputs(), training=False)),
+        np.asarray(tied(_inputs(), training=False)),
+        atol=1e-5,
+    )
+
+
+def test_reverse_embedding_needs_its_output_bias():
+    from zoo.translation.token_position_embedding import TokenPositionEmbedding
+
+    embed = TokenPositionEmbedding(10, 4)
+    hidden = embed(np.array([[3, 4]], "int32"))
+    with pytest.raises(ValueError, match="output_bias=False"):
+        embed(hidden, reverse=True)

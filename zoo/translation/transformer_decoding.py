@@ -43,7 +43,9 @@ class TransformerDecoding:
     The model's encoder gives a `memory` `[B, S, model_dim]`;
     `build_decoder` makes the decoder layers as attributes
     (`target_embedding`, `embedding_dropout`, `decoder_blocks`,
-    `decoder_norm`, `output_dense`), `decode` runs them teacher-forced in
+    `decoder_norm` and, unless the output layer is the target embedding
+    itself (`tie_embeddings`), `output_dense`), `decode` runs them
+    teacher-forced in
     the functional model, and `start_decoding` + `decode_step` decode one
     token at a time with the `MultiHeadAttention` key/value caches (the
     `zoo.decoding` step contract). The attention a step reports is the
@@ -60,12 +62,21 @@ class TransformerDecoding:
         ff_dim,
         dropout,
         norm_first=True,
+        tie_embeddings=False,
         seed=None,
         embedding_name="target_embedding",
     ):
-        """Makes the decoder layers (call before `super().__init__`)."""
+        """Makes the decoder layers (call before `super().__init__`).
+
+        `tie_embeddings=True` shares the target embedding matrix with the
+        output layer (Vaswani et al. 2017, §3.4): logits are the final
+        states times the embeddings' transpose plus a bias.
+        """
         self.target_embedding = TokenPositionEmbedding(
-            vocab_size, model_dim, name=embedding_name
+            vocab_size,
+            model_dim,
+            output_bias=tie_embeddings,
+            name=embedding_name,
         )
         self.embedding_dropout = keras.layers.Dropout(
             dropout, seed=seed, name="embedding_dropout"
@@ -79,14 +90,23 @@ class TransformerDecoding:
         self.decoder_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, name="decoder_norm"
         )
-        self.output_dense = keras.layers.Dense(vocab_size, name="logits")
+        self.output_dense = None
+        if not tie_embeddings:
+            self.output_dense = keras.layers.Dense(vocab_size, name="logits")
+
+    def logits(self, hidden):
+        """Output logits `[..., V]` of the decoder's final states."""
+        hidden = self.decoder_norm(hidden)
+        if self.output_dense is None:
+            return self.target_embedding(hidden, reverse=True)
+        return self.output_dense(hidden)
 
     def decode(self, target_in, memory):
         """Teacher-forced logits `[B, T, V]` of `target_in` over `memory`."""
         x = self.embedding_dropout(self.target_embedding(target_in))
         for block in self.decoder_blocks:
             x = block(x, memory)
-        return self.output_dense(self.decoder_norm(x))
+        return self.logits(x)
 
     def start_decoding(self, memory, max_length, memory_mask=None):
         """`(state, context)` of `decode_step` over `memory` `[B, S, D]`.
@@ -120,7 +140,7 @@ class TransformerDecoding:
         ):
             x, cache, weights = block.step(x, cache, cross, memory_mask, step)
             new_state.append(cache)
-        logits = self.output_dense(self.decoder_norm(x))[:, 0]
+        logits = self.logits(x)[:, 0]
         # Last block's cross-attention, mean over heads: [N, S].
         attention = ops.mean(weights[:, :, 0, :], axis=1)
         return logits, new_state, attention

@@ -48,6 +48,8 @@ class TransformerTranslator(TransformerDecoding, Translator):
         ff_dim: feed-forward hidden size.
         dropout: dropout rate.
         norm_first: pre-LN (`True`) or the paper's post-LN.
+        tie_embeddings: share the target embedding matrix with the output
+            layer (the paper's §3.4 weight sharing; fewer parameters).
         start_id, end_id, max_target_length: see `Translator`.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -78,6 +80,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
         ff_dim=512,
         dropout=0.1,
         norm_first=True,
+        tie_embeddings=False,
         start_id=START_ID,
         end_id=END_ID,
         max_target_length=64,
@@ -101,6 +104,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
             ff_dim=ff_dim,
             dropout=dropout,
             norm_first=norm_first,
+            tie_embeddings=tie_embeddings,
         )
         self.encoder_blocks = [
             TransformerEncoderBlock(
@@ -133,6 +137,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
         self.ff_dim = ff_dim
         self.dropout = dropout
         self.norm_first = norm_first
+        self.tie_embeddings = tie_embeddings
 
     def _encode(self, source, training=None):
         x = self.embedding_dropout(
@@ -160,6 +165,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
             "ff_dim": self.ff_dim,
             "dropout": self.dropout,
             "norm_first": self.norm_first,
+            "tie_embeddings": self.tie_embeddings,
         }
 
 
