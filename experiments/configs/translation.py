@@ -221,9 +221,12 @@ _GETTEXT_EPOCHS = {
     "seq2seq_luong": 5,
     "transformer_translator": 8,
 }
+# Bahdanau gets 4 epochs on Ding with phrases: its validation BLEU (beam,
+# penalty 1.0) rose from 5.79 after 2 epochs to 7.22 after 4, where its
+# validation loss flattens (3.645 -> 3.640 over the last epoch).
 _DING_PHRASES_EPOCHS = {
     "seq2seq_gru": 2,
-    "seq2seq_bahdanau": 2,
+    "seq2seq_bahdanau": 4,
     "seq2seq_luong": 2,
     "transformer_translator": 3,
 }
