@@ -98,9 +98,13 @@ def test_full_battery(name, tmp_path):
     assert result.tokens.shape == (2, 4, 5)
 
 
-@pytest.mark.parametrize("name", TRANSLATORS)
-def test_step_decoder_reproduces_teacher_forcing(name):
-    model = _build(name, dropout=0.3)
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [(name, {}) for name in TRANSLATORS]
+    + [("transformer_translator", {"tie_embeddings": True})],
+)
+def test_step_decoder_reproduces_teacher_forcing(name, kwargs):
+    model = _build(name, dropout=0.3, **kwargs)
     expected = np.asarray(model(_inputs(), training=False))
     state, context = model.encode(tf.constant(SOURCE), 4)
     for t in range(TARGET_IN.shape[1]):

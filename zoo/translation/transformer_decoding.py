@@ -45,11 +45,11 @@ class TransformerDecoding:
     (`target_embedding`, `embedding_dropout`, `decoder_blocks`,
     `decoder_norm` and, unless the output layer is the target embedding
     itself (`tie_embeddings`), `output_dense`), `decode` runs them
-    teacher-forced in
-    the functional model, and `start_decoding` + `decode_step` decode one
-    token at a time with the `MultiHeadAttention` key/value caches (the
-    `zoo.decoding` step contract). The attention a step reports is the
-    last block's cross-attention averaged over the heads, `[N, S]`.
+    teacher-forced in the functional model, and `start_decoding` +
+    `decode_step` decode one token at a time with the `MultiHeadAttention`
+    key/value caches (the `zoo.decoding` step contract). The attention a
+    step reports is the last block's cross-attention averaged over the
+    heads, `[N, S]`.
     """
 
     def build_decoder(
