@@ -213,8 +213,8 @@ GETTEXT_MAX_LENGTH = 40
 # WordPiece vocabularies of 4,000 instead of 8,000 (validation BLEU 21.08 ->
 # 21.98 at 8 epochs; 2,000: 20.32), batches of 128 sentences for 12
 # epochs (-> 23.30; batches of 256 for 16 epochs at learning rate 3e-3:
-# 22.73), label smoothing 0.1 (Vaswani et al. 2017;
-# on 1.0.0: 20.23 -> 21.19). Tried and worse: dropout 0.2 with
+# 22.73), label smoothing 0.1 (Vaswani et al. 2017; on 1.0.0: 20.23 ->
+# 21.19). Tried and worse: dropout 0.2 with
 # feed-forward 512 for 14 epochs (20.23), dropout 0.3 (validation
 # accuracy 0.49 after 15 of 16 epochs against 0.52), the target embedding
 # shared with the output layer (`tie_embeddings`, validation accuracy
