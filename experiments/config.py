@@ -98,6 +98,13 @@ class TrainConfig:
         warmup_epochs: linear warm-up epochs before the schedule.
         label_smoothing: label smoothing of the cross-entropy.
         clipnorm: gradient norm clipping (0: off).
+        ema_momentum: momentum of an exponential moving average of the
+            trainable weights (Polyak & Juditsky 1992; Keras optimisers'
+            `use_ema`), updated every step; at the end of training the
+            model takes the averaged weights, which are then evaluated,
+            saved and exported. 0: off; 0.999 averages over roughly the
+            last 1,000 steps. Per-epoch validation metrics are those of
+            the raw weights.
         steps_per_execution: training steps per compiled call.
         jit_compile: XLA compilation; `None` lets Keras decide (off on CPU).
         run_eagerly: run the training step eagerly (debugging; skips
@@ -116,6 +123,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     clipnorm: float = 0.0
+    ema_momentum: float = 0.0
     steps_per_execution: int = 1
     jit_compile: bool | None = None
     run_eagerly: bool = False

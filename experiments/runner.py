@@ -85,6 +85,11 @@ def check_train_config(train):
             "train.label_smoothing must be in [0, 1). Received: "
             f"{train.label_smoothing}"
         )
+    if not 0 <= train.ema_momentum < 1:
+        raise UserError(
+            "train.ema_momentum must be in [0, 1) (0: no weight average). "
+            f"Received: {train.ema_momentum}"
+        )
 
 
 def run(
@@ -247,6 +252,9 @@ def run(
             )
         else:  # finished earlier: the last checkpoint is the final model
             checkpoint.restore(model)
+            # As `fit` ends: the weight average, if any, replaces the raw
+            # weights (the checkpoint holds both).
+            model.optimizer.finalize_variable_values(model.trainable_variables)
         train_time = time.perf_counter() - start
         if not role.chief:
             history = training.read_history(run_dir.file("history.csv"))

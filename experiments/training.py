@@ -240,6 +240,9 @@ def build_optimizer(train, steps_per_epoch):
     common = {}
     if train.clipnorm:
         common["clipnorm"] = float(train.clipnorm)
+    if train.ema_momentum:
+        common["use_ema"] = True
+        common["ema_momentum"] = float(train.ema_momentum)
     decay = float(train.weight_decay) or None
     if train.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(

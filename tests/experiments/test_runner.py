@@ -48,6 +48,17 @@ class RecordStart(keras.callbacks.Callback):
             self.first_epoch = epoch
 
 
+class RecordSteps(keras.callbacks.Callback):
+    """Records the trainable weights after every training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([np.array(w) for w in self.model.trainable_weights])
+
+
 def _history(run_dir):
     with open(os.path.join(run_dir, "history.csv")) as f:
         return list(csv.DictReader(f))
@@ -129,6 +140,54 @@ def test_rerun_of_finished_run_reevaluates_without_training(
     assert again["epochs_run_by_this_process"] == 0
     assert again["test_accuracy"] == pytest.approx(first["test_accuracy"])
     assert len(_history(out)) == 2
+
+
+def _trainable(path):
+    model = keras.saving.load_model(path)
+    return [np.array(w) for w in model.trainable_weights]
+
+
+def test_weight_average_is_the_model_saved(tmp_path, digits_dir):
+    momentum = 0.8
+    config = tiny_config(epochs=2, extra=[f"train.ema_momentum={momentum}"])
+    out = str(tmp_path / "average")
+    steps = RecordSteps()
+    runner.run(
+        config,
+        name="digits_resnet20",
+        out=out,
+        data_dir=digits_dir,
+        verbose=0,
+        callbacks=[steps],
+    )
+    # The exponential moving average of every step's weights, from the
+    # first step's.
+    average = steps.steps[0]
+    for weights in steps.steps[1:]:
+        average = [
+            momentum * a + (1 - momentum) * w for a, w in zip(average, weights)
+        ]
+    saved = _trainable(os.path.join(out, "model.keras"))
+    assert len(steps.steps) == 4 and len(saved) == len(average)
+    for got, want in zip(saved, average):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    last = steps.steps[-1]
+    assert not all(np.allclose(s, w) for s, w in zip(saved, last))
+
+    # A rerun of the finished run restores the last checkpoint (raw
+    # weights and their average) and ends with the average again.
+    runner.run(
+        config, name="digits_resnet20", out=out, data_dir=digits_dir, verbose=0
+    )
+    for got, want in zip(_trainable(os.path.join(out, "model.keras")), saved):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_weight_average_momentum_out_of_range_is_refused(tmp_path):
+    config = tiny_config(extra=["train.ema_momentum=1.0"])
+    with pytest.raises(UserError, match=r"train.ema_momentum .*Received: 1.0"):
+        runner.run(config, out=str(tmp_path / "r"), verbose=0)
+    assert not os.path.exists(tmp_path / "r")
 
 
 def test_different_config_in_existing_folder_is_refused(
