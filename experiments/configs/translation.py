@@ -22,6 +22,7 @@ from experiments.config import DataConfig
 from experiments.config import ExperimentConfig
 from experiments.config import ModelConfig
 from experiments.config import TrainConfig
+from experiments.config import apply_overrides
 from experiments.config import register_experiments
 from experiments.configs.seq2seq import Seq2SeqEvalConfig
 
@@ -193,7 +194,7 @@ def ding_phrases_experiment(model, epochs=None, **model_kwargs):
     config = ding_experiment(model, **model_kwargs)
     config.data.name = "ding_de_en/sentences_and_phrases"
     config.train.epochs = epochs or _DING_PHRASES_EPOCHS[model]
-    _apply_recipe(config, _DING_PHRASES_RECIPES.get(model, {}))
+    config = apply_overrides(config, _DING_PHRASES_RECIPES.get(model, ()))
     config.description = config.description.replace(
         "on Ding de->en", "on Ding de->en + phrase pairs"
     )
@@ -223,11 +224,11 @@ GETTEXT_MAX_LENGTH = 40
 # instead of the Ding recipe's 2e-3 (22.37, 22.56), a moving average of
 # the weights (`train.ema_momentum=0.999`: 22.55).
 _GETTEXT_RECIPES = {
-    "transformer_translator": {
-        "train.label_smoothing": 0.1,
-        "data.vocab_size": 4000,
-        "data.batch_size": 128,
-    },
+    "transformer_translator": (
+        "train.label_smoothing=0.1",
+        "data.vocab_size=4000",
+        "data.batch_size=128",
+    ),
 }
 _GETTEXT_EPOCHS = {
     "seq2seq_gru": 6,
@@ -254,22 +255,15 @@ _DING_PHRASES_EPOCHS = {
 # this one; an idle epoch takes about 3 minutes, so 5 fit the 15-minute
 # budget.
 _DING_PHRASES_RECIPES = {
-    "seq2seq_bahdanau": {
-        "train.label_smoothing": 0.1,
-        "train.ema_momentum": 0.999,
-    },
-    "transformer_translator": {
-        "train.label_smoothing": 0.1,
-        "data.batch_size": 128,
-    },
+    "seq2seq_bahdanau": (
+        "train.label_smoothing=0.1",
+        "train.ema_momentum=0.999",
+    ),
+    "transformer_translator": (
+        "train.label_smoothing=0.1",
+        "data.batch_size=128",
+    ),
 }
-
-
-def _apply_recipe(config, recipe):
-    """Sets a per-model recipe's `section.field` values on `config`."""
-    for key, value in recipe.items():
-        section, field = key.split(".")
-        setattr(getattr(config, section), field, value)
 
 
 def gettext_experiment(model, epochs=None, **model_kwargs):
@@ -283,7 +277,7 @@ def gettext_experiment(model, epochs=None, **model_kwargs):
         max_eval_examples=1500,
     )
     config.train.epochs = epochs or _GETTEXT_EPOCHS[model]
-    _apply_recipe(config, _GETTEXT_RECIPES.get(model, {}))
+    config = apply_overrides(config, _GETTEXT_RECIPES.get(model, ()))
     suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     config.description = (
         f"{model}{suffix} on gettext de->en software messages (offline; "
