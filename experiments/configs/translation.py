@@ -195,8 +195,10 @@ def ding_phrases_experiment(model, epochs=None, **model_kwargs):
     config.data.name = "ding_de_en/sentences_and_phrases"
     config.train.epochs = epochs or _DING_PHRASES_EPOCHS[model]
     config = apply_overrides(config, _DING_PHRASES_RECIPES.get(model, ()))
-    config.description = config.description.replace(
-        "on Ding de->en", "on Ding de->en + phrase pairs"
+    suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
+    config.description = (
+        f"{model}{suffix} on Ding de->en + phrase pairs (offline; up to "
+        "~15 min training on 2 idle cores)"
     )
     return config
 

@@ -394,6 +394,21 @@ def test_translation_experiments_are_listed(capsys):
     assert code == 0 and "ding_de_en/sentences_and_phrases" in out
 
 
+def test_phrase_experiments_describe_their_corpus_and_budget():
+    # `experiments list` shows the description: the phrase experiments
+    # train on about 6x the pairs of plain Ding, so they must not promise
+    # plain Ding's minutes.
+    from experiments.config import experiment_names
+
+    names = [n for n in experiment_names() if n.startswith("ding_phrases_")]
+    assert len(names) == 4
+    for name in names:
+        config = runner.resolve(name)
+        assert config.data.name == "ding_de_en/sentences_and_phrases"
+        assert "phrase pairs" in config.description
+        assert "5-8 min" not in config.description
+
+
 def test_unknown_names_exit_2_with_close_matches(capsys, number_pairs_dir):
     code, _, err = _cli(capsys, "run", "ding_seq2seq_bahdanou")
     assert code == 2 and "ding_seq2seq_bahdanau" in err
