@@ -6,6 +6,7 @@
     python -m benchmarks run self_attention 8  # by name or number
     python -m benchmarks report FILE.json      # redraw the markdown table
     python -m benchmarks report FILE.json --readme OUT.md  # README section
+    python -m benchmarks profile TARGET        # a step's time, op by op
 
 Each benchmark runs in its own process; the results go to
 `benchmarks/results/<machine>-<date>.json` and `.md`. User errors (an
@@ -19,6 +20,7 @@ import os
 import shlex
 import sys
 
+from benchmarks import op_profile
 from benchmarks import registry
 from benchmarks import report
 from benchmarks import runner
@@ -58,6 +60,20 @@ def _parser():
         metavar="OUT.md",
         help="write the README's Performance section here instead",
     )
+    prof = sub.add_parser(
+        "profile",
+        help="where a benchmark step's time goes, op by op "
+        "(TensorFlow profiler)",
+    )
+    prof.add_argument("target", choices=list(op_profile.TARGETS))
+    prof.add_argument(
+        "--by",
+        default="op",
+        choices=op_profile.GROUPINGS,
+        help="group the ops by type (default) or by name and type",
+    )
+    prof.add_argument("--steps", type=int, default=20, help="profiled steps")
+    prof.add_argument("--top", type=int, default=25, help="rows shown")
     child = sub.add_parser("_child")  # internal: one benchmark, here
     child.add_argument("name")
     child.add_argument("--result", required=True)
@@ -91,6 +107,18 @@ def _redraw(path, readme=None):
     return 0
 
 
+def _profile(args):
+    try:
+        text = op_profile.run(
+            args.target, steps=args.steps, by=args.by, top=args.top
+        )
+    except ValueError as err:  # a bad --steps
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
@@ -99,6 +127,8 @@ def main(argv=None):
             return _list()
         if args.command == "report":
             return _redraw(args.path, args.readme)
+        if args.command == "profile":
+            return _profile(args)
         if args.command == "_child":
             return runner.run_child(
                 args.name, args.result, args.quick, args.device

@@ -21,17 +21,28 @@ TARGET = 1.25
 BATCH, HEADS, KEY_DIM = 16, 8, 32
 
 
-def _layers():
-    # Deferred: `python -m benchmarks list` imports every suite module,
-    # which must not load TensorFlow.
+def self_attention_steps(seq, jit=False):
+    """`{"keras": step, "ours": step}`: a forward + backward callable of
+    each layer on the same `[BATCH, seq, HEADS * KEY_DIM]` input."""
     import keras
 
     from layers import MultiHeadAttention
 
-    return {
+    (x,) = random_inputs((BATCH, seq, HEADS * KEY_DIM))
+    contenders = {
         "keras": keras.layers.MultiHeadAttention(HEADS, KEY_DIM),
         "ours": MultiHeadAttention(HEADS, KEY_DIM),
     }
+    steps = {}
+    for name, layer in contenders.items():
+        layer(x[:, :8], x[:, :8])  # build
+        steps[name] = gradient_step(
+            lambda x, layer=layer: layer(x, x),
+            layer.trainable_variables,
+            [x],
+            jit=jit,
+        )
+    return steps
 
 
 @register_benchmark(
@@ -48,16 +59,7 @@ def self_attention(ctx):
     best = {}
     for jit in jits:
         for seq in seqs:
-            (x,) = random_inputs((BATCH, seq, HEADS * KEY_DIM))
-            fns = {}
-            for name, layer in _layers().items():
-                layer(x[:, :8], x[:, :8])  # build
-                fns[name] = gradient_step(
-                    lambda x, layer=layer: layer(x, x),
-                    layer.trainable_variables,
-                    [x],
-                    jit=jit,
-                )
+            fns = self_attention_steps(seq, jit)
             rounds = ctx.pick(20 if seq <= 128 else 8, 3)
             ctx.log(f"seq {seq}, XLA {jit}: {rounds} rounds")
             m = compare(fns, "keras", warmup=2, rounds=rounds)

@@ -27,6 +27,7 @@ from experiments.timing import train_step_fn
 TARGET = 0.5
 EXPERIMENT = "movie_sentences_transformer_classifier"
 ROOFLINE_SIZE = 2048
+VOCABULARY = tuple(f"w{i}" for i in range(5000))
 
 
 def transformer_flops(batch, seq, dim, ff_dim, num_layers, num_classes):
@@ -47,13 +48,50 @@ def transformer_flops(batch, seq, dim, ff_dim, num_layers, num_classes):
     return 3 * forward
 
 
-def _sentences(batch, words, vocabulary, seed):
+def random_sentences(batch, words, vocabulary, seed):
+    """`batch` strings of `words` words drawn from `vocabulary`."""
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(vocabulary), (batch, words))
     return np.array([" ".join(vocabulary[i] for i in row) for row in picks])
 
 
-def _config_rows(ctx):
+def training_step(kwargs, batch, train_config, vocabulary):
+    """`(model, step)`: the zoo's `transformer_classifier` built with
+    `kwargs` and compiled as the recipe compiles it, and a callable running
+    one synchronous `train_on_batch` on `batch` random sentences of
+    `sequence_length + 4` words (full length after truncation)."""
+    import tensorflow as tf
+
+    import zoo
+    from experiments import training
+
+    training.set_seed(0)
+    model = zoo.build(
+        "transformer_classifier",
+        vocabulary=list(vocabulary),
+        num_classes=2,
+        **kwargs,
+    )
+    model.compile(
+        optimizer=training.build_optimizer(train_config, 100),
+        loss="categorical_crossentropy",
+    )
+    words = kwargs["sequence_length"] + 4
+    x = tf.constant(random_sentences(batch, words, vocabulary, 0))
+    y = tf.one_hot(np.arange(batch) % 2, 2)
+    return model, train_step_fn(model, (x, y))
+
+
+def recipe_step():
+    """`training_step` of the recipe configuration (`EXPERIMENT`)."""
+    recipe, configs = config_rows(quick=True)
+    kwargs, batch = next(iter(configs.values()))
+    return training_step(kwargs, batch, recipe.train, VOCABULARY)
+
+
+def config_rows(quick):
+    """`(recipe, {label: (model kwargs, batch)})`: the recipe's
+    configuration and, unless `quick`, a wider one."""
     # Deferred: `python -m benchmarks list` imports every suite module,
     # which must not load TensorFlow.
     from experiments import runner
@@ -71,7 +109,7 @@ def _config_rows(ctx):
     configs = {
         f"recipe ({EXPERIMENT})": (base, recipe.data.batch_size),
     }
-    if not ctx.quick:
+    if not quick:
         wide = {
             **base,
             "embedding_dim": 256,
@@ -94,12 +132,8 @@ def transformer_mfu(ctx):
     # which must not load TensorFlow.
     import tensorflow as tf
 
-    import zoo
-    from experiments import training
-
     basis, why = judging_basis()
-    recipe, configs = _config_rows(ctx)
-    vocabulary = [f"w{i}" for i in range(5000)]
+    recipe, configs = config_rows(ctx.quick)
     rng = np.random.default_rng(ROOFLINE_SIZE)
     a = tf.constant(rng.standard_normal((ROOFLINE_SIZE,) * 2), tf.float32)
     b = tf.constant(rng.standard_normal((ROOFLINE_SIZE,) * 2), tf.float32)
@@ -107,20 +141,8 @@ def transformer_mfu(ctx):
     matmul_gflop = 2 * ROOFLINE_SIZE**3 / 1e9
     rows, measurements, mfus = [], {}, {}
     for label, (kwargs, batch) in configs.items():
-        training.set_seed(0)
-        model = zoo.build(
-            "transformer_classifier",
-            vocabulary=vocabulary,
-            num_classes=2,
-            **kwargs,
-        )
-        model.compile(
-            optimizer=training.build_optimizer(recipe.train, 100),
-            loss="categorical_crossentropy",
-        )
+        model, step = training_step(kwargs, batch, recipe.train, VOCABULARY)
         seq = kwargs["sequence_length"]
-        x = tf.constant(_sentences(batch, seq + 4, vocabulary, 0))
-        y = tf.one_hot(np.arange(batch) % 2, 2)
         flops = transformer_flops(
             batch,
             seq,
@@ -133,23 +155,23 @@ def transformer_mfu(ctx):
         ctx.log(f"{label}: batch {batch}, {rounds} rounds")
         samples = interleave(
             {
-                "train_step": train_step_fn(model, (x, y)),
+                "train_step": step,
                 "matmul": lambda: product(a, b).numpy(),
             },
             warmup=ctx.pick(3, 2),
             steps=2,
             rounds=rounds,
         )
-        step, mm = samples["train_step"], samples["matmul"]
+        steps, mm = samples["train_step"], samples["matmul"]
         result = {}
         for clock in ("wall", "cpu"):
-            step_ms = np.asarray(step[f"{clock}_ms"]).reshape(rounds, -1)
+            step_ms = np.asarray(steps[f"{clock}_ms"]).reshape(rounds, -1)
             mm_ms = np.asarray(mm[f"{clock}_ms"]).reshape(rounds, -1)
             # Per round: the model's rate over the matmul rate of that round.
             model_rate = flops / 1e9 / (np.median(step_ms, 1) / 1e3)
             limit_rate = matmul_gflop / (np.median(mm_ms, 1) / 1e3)
             result[clock] = {
-                "step_ms": stats.summarize(step[f"{clock}_ms"]),
+                "step_ms": stats.summarize(steps[f"{clock}_ms"]),
                 "model_gflops": stats.summarize(model_rate),
                 "matmul_gflops": stats.summarize(limit_rate),
                 "mfu": stats.summarize(model_rate / limit_rate),

@@ -22,6 +22,7 @@ from experiments.timing import train_step_fn
 MODELS = ("resnet20", "se_resnet20", "cbam_resnet20", "eca_resnet20")
 BATCH = 32
 SHAPE = (32, 32, 3)
+RECIPE = "digits_resnet20"  # whose optimizer the models are compiled with
 # Step-time ratio to ResNet-20 that each block must stay within.
 TARGETS = {"se_resnet20": 1.15, "eca_resnet20": 1.15, "cbam_resnet20": 1.30}
 GOAL = (
@@ -60,6 +61,32 @@ def _overhead(m, name, clock):
     return 1.0 / value - 1.0
 
 
+def model_steps(name):
+    """`(model, train_step, inference)`: the zoo model `name` compiled with
+    the image recipes' optimizer, and callables running one synchronous
+    `train_on_batch` / `predict_on_batch` on a random uint8 batch."""
+    import keras
+
+    import zoo
+    from experiments import runner
+    from experiments import training
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (BATCH, *SHAPE)).astype("uint8")
+    y = keras.utils.to_categorical(rng.integers(0, 10, BATCH), 10)
+    training.set_seed(0)
+    model = zoo.build(name, input_shape=SHAPE, num_classes=10)
+    model.compile(
+        optimizer=training.build_optimizer(runner.resolve(RECIPE).train, 100),
+        loss="categorical_crossentropy",
+    )
+    return (
+        model,
+        train_step_fn(model, (x, y)),
+        lambda: np.asarray(model.predict_on_batch(x)),
+    )
+
+
 @register_benchmark(
     "vision_overhead",
     "5",
@@ -69,27 +96,13 @@ def _overhead(m, name, clock):
 def vision_overhead(ctx):
     # Deferred: `python -m benchmarks list` imports every suite module,
     # which must not load TensorFlow.
-    import keras
-
-    import zoo
     from experiments import runner
-    from experiments import training
 
-    recipe = runner.resolve("digits_resnet20")
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (BATCH, *SHAPE)).astype("uint8")
-    y = keras.utils.to_categorical(rng.integers(0, 10, BATCH), 10)
+    recipe = runner.resolve(RECIPE)
     train_fns, infer_fns, params = {}, {}, {}
     for name in MODELS:
-        training.set_seed(0)
-        model = zoo.build(name, input_shape=SHAPE, num_classes=10)
-        model.compile(
-            optimizer=training.build_optimizer(recipe.train, 100),
-            loss="categorical_crossentropy",
-        )
+        model, train_fns[name], infer_fns[name] = model_steps(name)
         params[name] = int(model.count_params())
-        train_fns[name] = train_step_fn(model, (x, y))
-        infer_fns[name] = lambda m=model: np.asarray(m.predict_on_batch(x))
     rounds = ctx.pick(15, 2)
     measurements = {}
     rows = []
