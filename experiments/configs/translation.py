@@ -210,7 +210,9 @@ def ding_phrases_experiment(model, epochs=None, **model_kwargs):
 # split order is the builder's), which keeps beam-search evaluation inside
 # the time budget. Epochs and learning rates follow the Ding recipe scaled
 # to the corpus size; the length penalty is chosen on the validation split
-# after training (`LENGTH_PENALTY_CHOICES`).
+# after training (`LENGTH_PENALTY_CHOICES`). The RNNs' learning rate 5e-3
+# was checked on validation: Bahdanau's BLEU 22.76 against 18.24 at 2e-3
+# and 19.82 at 1e-2; Luong dot's 25.88 against 23.41 at 1e-2.
 GETTEXT_MAX_LENGTH = 40
 # The Transformer's recipe, chosen on validation BLEU (beam 4, best length
 # penalty; gettext_de_en 1.1.0; `runs/tune2`, see docs/translation.md):
