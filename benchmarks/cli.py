@@ -112,7 +112,7 @@ def _profile(args):
         text = op_profile.run(
             args.target, steps=args.steps, by=args.by, top=args.top
         )
-    except ValueError as err:  # a bad --steps
+    except ValueError as err:  # a bad --steps or --top
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(text)

@@ -225,6 +225,10 @@ def run(target, steps=20, warmup=5, by="op", top=25):
             f"{', '.join(TARGETS)}"
         )
     _check_counts(steps, warmup)
+    if not isinstance(top, int) or top < 1:
+        raise ValueError(
+            f"`top` must be an integer >= 1. Received: top={top!r}"
+        )
     if by not in GROUPINGS:
         raise ValueError(
             f"`by` must be one of {GROUPINGS}. Received: by={by!r}"

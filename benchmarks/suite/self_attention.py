@@ -24,6 +24,8 @@ BATCH, HEADS, KEY_DIM = 16, 8, 32
 def self_attention_steps(seq, jit=False):
     """`{"keras": step, "ours": step}`: a forward + backward callable of
     each layer on the same `[BATCH, seq, HEADS * KEY_DIM]` input."""
+    # Deferred: `python -m benchmarks list` imports every suite module,
+    # which must not load TensorFlow.
     import keras
 
     from layers import MultiHeadAttention

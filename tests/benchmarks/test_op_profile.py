@@ -58,6 +58,7 @@ def test_profile_step_reads_the_ops_of_a_real_trace():
         ({"steps": 0}, "steps=0"),
         ({"warmup": -1}, "warmup=-1"),
         ({"by": "layer"}, "by='layer'"),
+        ({"top": 0}, "top=0"),
     ],
 )
 def test_bad_arguments_are_refused_before_building(kwargs, match, monkeypatch):
