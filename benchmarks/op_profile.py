@@ -8,7 +8,7 @@ runs one of those steps under TensorFlow's profiler
 trace it writes (the XSpace protobuf; TensorBoard is not needed to read
 it). Each op event of TensorFlow's executor threads counts its own wall
 duration; two ops running at once on two cores both count in full, so the
-ops' total per step is close to the step's CPU time, not its wall time.
+ops' total per step lies between the step's wall time and its CPU time.
 The step's wall and CPU times are measured separately, outside the
 profiler, which slows the step down a little.
 
@@ -143,10 +143,9 @@ def _layer_name(op_name):
 def summarize(events, steps, by="op"):
     """Groups `read_op_events` output per op type (`by="op"`) or per op
     name and type (`by="name"`), per step, largest first."""
-    if by not in GROUPINGS:
-        raise ValueError(
-            f"`by` must be one of {GROUPINGS}. Received: by={by!r}"
-        )
+    from layers.validation import check_choice
+
+    check_choice("by", by, GROUPINGS)
     totals = collections.defaultdict(lambda: [0.0, 0])
     for name, op_type, ms in events:
         key = (op_type, "" if by == "op" else _layer_name(name))
@@ -159,20 +158,23 @@ def summarize(events, steps, by="op"):
     return sorted(rows, key=lambda row: -row.ms_per_step)
 
 
-def _check_counts(steps, warmup):
-    for arg, value, least in (("steps", steps, 1), ("warmup", warmup, 0)):
-        if not isinstance(value, int) or value < least:
-            raise ValueError(
-                f"`{arg}` must be an integer >= {least}. Received: "
-                f"{arg}={value!r}"
-            )
+def _check_arguments(steps, warmup, by, top=1):
+    # Deferred: `python -m benchmarks list` must not load TensorFlow, which
+    # the `layers` package imports.
+    from layers.validation import check_choice
+    from layers.validation import check_int
+
+    check_int("steps", steps, 1)
+    check_int("warmup", warmup, 0)
+    check_int("top", top, 1)
+    check_choice("by", by, GROUPINGS)
 
 
 def profile_step(step, steps=20, warmup=5, by="op"):
     """Times `step()` and profiles `steps` more calls; returns a `Profile`."""
     import tensorflow as tf
 
-    _check_counts(steps, warmup)
+    _check_arguments(steps, warmup, by)
     for _ in range(warmup):
         step()
     wall, cpu = time_calls(step, steps)
@@ -224,14 +226,6 @@ def run(target, steps=20, warmup=5, by="op", top=25):
             f"Unknown profile target {target!r}; choose one of "
             f"{', '.join(TARGETS)}"
         )
-    _check_counts(steps, warmup)
-    if not isinstance(top, int) or top < 1:
-        raise ValueError(
-            f"`top` must be an integer >= 1. Received: top={top!r}"
-        )
-    if by not in GROUPINGS:
-        raise ValueError(
-            f"`by` must be one of {GROUPINGS}. Received: by={by!r}"
-        )
+    _check_arguments(steps, warmup, by, top)
     step = TARGETS[target]()
     return render(target, profile_step(step, steps, warmup, by), top)

@@ -156,10 +156,15 @@ def _train_config(model, epochs, learning_rate=None, clipnorm=None):
     )
 
 
+def _label(model, model_kwargs):
+    """The model as an experiment description names it: "seq2seq_luong,
+    score=dot" (the builder arguments that differ from the recipe's)."""
+    return model + "".join(f", {k}={v}" for k, v in model_kwargs.items())
+
+
 def ding_experiment(model, epochs=None, **model_kwargs):
     """A translator on the offline Ding German->English pairs."""
     kwargs = {**_DING_MODEL_KWARGS[model], **model_kwargs}
-    suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     return ExperimentConfig(
         task="translation",
         data=TranslationDataConfig(
@@ -179,8 +184,8 @@ def ding_experiment(model, epochs=None, **model_kwargs):
             length_penalty_choices=list(LENGTH_PENALTY_CHOICES)
         ),
         description=(
-            f"{model}{suffix} on Ding de->en (offline, ~5-8 min training "
-            "on one CPU core)"
+            f"{_label(model, model_kwargs)} on Ding de->en (offline, ~5-8 "
+            "min training on one CPU core)"
         ),
     )
 
@@ -195,10 +200,9 @@ def ding_phrases_experiment(model, epochs=None, **model_kwargs):
     config.data.name = "ding_de_en/sentences_and_phrases"
     config.train.epochs = epochs or _DING_PHRASES_EPOCHS[model]
     config = apply_overrides(config, _DING_PHRASES_RECIPES.get(model, ()))
-    suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     config.description = (
-        f"{model}{suffix} on Ding de->en + phrase pairs (offline; up to "
-        "~15 min training on 2 idle cores)"
+        f"{_label(model, model_kwargs)} on Ding de->en + phrase pairs "
+        "(offline; up to ~15 min training on 2 idle cores)"
     )
     return config
 
@@ -282,10 +286,9 @@ def gettext_experiment(model, epochs=None, **model_kwargs):
     )
     config.train.epochs = epochs or _GETTEXT_EPOCHS[model]
     config = apply_overrides(config, _GETTEXT_RECIPES.get(model, ()))
-    suffix = "".join(f", {k}={v}" for k, v in model_kwargs.items())
     config.description = (
-        f"{model}{suffix} on gettext de->en software messages (offline; "
-        "Debian packages, see docs/translation.md)"
+        f"{_label(model, model_kwargs)} on gettext de->en software messages "
+        "(offline; Debian packages, see docs/translation.md)"
     )
     return config
 
