@@ -63,9 +63,13 @@ def test_registry_lists_the_translators():
         assert "source" in info.inputs and info.paper
 
 
-@pytest.mark.parametrize("name", TRANSLATORS)
-def test_full_battery(name, tmp_path):
-    model = _build(name)
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [(name, {}) for name in TRANSLATORS]
+    + [("seq2seq_bahdanau", {"readout": "state"})],
+)
+def test_full_battery(name, kwargs, tmp_path):
+    model = _build(name, **kwargs)
     logits = np.asarray(model(_inputs()))
     assert logits.shape == (2, 4, 16)
     assert np.all(np.isfinite(logits))
@@ -101,7 +105,10 @@ def test_full_battery(name, tmp_path):
 @pytest.mark.parametrize(
     "name, kwargs",
     [(name, {}) for name in TRANSLATORS]
-    + [("transformer_translator", {"tie_embeddings": True})],
+    + [
+        ("transformer_translator", {"tie_embeddings": True}),
+        ("seq2seq_bahdanau", {"readout": "state"}),
+    ],
 )
 def test_step_decoder_reproduces_teacher_forcing(name, kwargs):
     model = _build(name, dropout=0.3, **kwargs)
@@ -154,6 +161,7 @@ def test_luong_scores(score):
 
 def test_docstring_examples_run():
     run_docstring_example(zoo.translation.RNNTranslator)
+    run_docstring_example(zoo.translation.DeepOutput)
     run_docstring_example(zoo.translation.TransformerTranslator)
 
 
@@ -166,14 +174,22 @@ def test_invalid_arguments():
         )
     with pytest.raises(ValueError, match="units"):
         _build("seq2seq_gru", units=0)
+    with pytest.raises(ValueError, match="Received: readout='maxout'"):
+        _build("seq2seq_bahdanau", readout="maxout")
+    with pytest.raises(ValueError, match="attention='luong'"):
+        _build("seq2seq_luong", readout="deep")
     with pytest.raises(ValueError, match="divisible"):
         _build("transformer_translator", model_dim=18)
     with pytest.raises(KeyError, match="transformer_translator"):
         zoo.build("transformer_translater")
 
 
-@pytest.mark.parametrize("name", TRANSLATORS)
-def test_masked_loss_in_fit_equals_keras_ignore_class(name):
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [(name, {}) for name in TRANSLATORS]
+    + [("seq2seq_bahdanau", {"readout": "state"})],
+)
+def test_masked_loss_in_fit_equals_keras_ignore_class(name, kwargs):
     # The logits carry no Keras mask that the loss would apply a second
     # time: compiled, the project's loss gives Keras's padded loss.
     losses = {}
@@ -184,7 +200,7 @@ def test_masked_loss_in_fit_equals_keras_ignore_class(name):
         ),
     }.items():
         keras.utils.set_random_seed(0)
-        model = _build(name)
+        model = _build(name, **kwargs)
         model.compile(loss=loss)
         losses[key] = model.evaluate(_inputs(), TARGET_OUT, verbose=0)
     np.testing.assert_allclose(losses["ours"], losses["keras"], rtol=1e-5)
@@ -233,3 +249,24 @@ def test_reverse_embedding_needs_its_output_bias():
     hidden = embed(np.array([[3, 4]], "int32"))
     with pytest.raises(ValueError, match="output_bias=False"):
         embed(hidden, reverse=True)
+
+
+def test_deep_output_reads_the_state_before_each_step():
+    # Word t is read from s_{t-1}: the initial state for the first word,
+    # and never the last state s_T.
+    rng = np.random.default_rng(0)
+    states, words, contexts = (
+        rng.normal(size=(2, 3, width)).astype("float32") for width in (5, 6, 7)
+    )
+    initial = rng.normal(size=(2, 5)).astype("float32")
+    readout = zoo.translation.DeepOutput(4)
+    out = np.asarray(readout(states, words, contexts, initial_state=initial))
+    moved = states.copy()
+    moved[:, -1] += 1.0
+    np.testing.assert_array_equal(
+        np.asarray(readout(moved, words, contexts, initial_state=initial)), out
+    )
+    first = np.asarray(readout(initial, words[:, 0], contexts[:, 0]))
+    np.testing.assert_allclose(out[:, 0], first, atol=1e-6)
+    second = np.asarray(readout(states[:, 0], words[:, 1], contexts[:, 1]))
+    np.testing.assert_allclose(out[:, 1], second, atol=1e-6)
