@@ -20,6 +20,11 @@ from zoo.metrics import MaskedSparseCrossentropy
 pytestmark = pytest.mark.tf_only
 
 TRANSLATORS = zoo.list_models(task="translation")
+# Every registered translator as registered, plus the non-default
+# Bahdanau readout (logits from [s_t; c_t]).
+VARIANTS = [(name, {}) for name in TRANSLATORS] + [
+    ("seq2seq_bahdanau", {"readout": "state"})
+]
 TINY = {
     "seq2seq_gru": {"embedding_dim": 8, "units": 8},
     "seq2seq_bahdanau": {"embedding_dim": 8, "units": 8},
@@ -65,8 +70,7 @@ def test_registry_lists_the_translators():
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [(name, {}) for name in TRANSLATORS]
-    + [("seq2seq_bahdanau", {"readout": "state"})],
+    VARIANTS,
 )
 def test_full_battery(name, kwargs, tmp_path):
     model = _build(name, **kwargs)
@@ -104,11 +108,7 @@ def test_full_battery(name, kwargs, tmp_path):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [(name, {}) for name in TRANSLATORS]
-    + [
-        ("transformer_translator", {"tie_embeddings": True}),
-        ("seq2seq_bahdanau", {"readout": "state"}),
-    ],
+    VARIANTS + [("transformer_translator", {"tie_embeddings": True})],
 )
 def test_step_decoder_reproduces_teacher_forcing(name, kwargs):
     model = _build(name, dropout=0.3, **kwargs)
@@ -186,8 +186,7 @@ def test_invalid_arguments():
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [(name, {}) for name in TRANSLATORS]
-    + [("seq2seq_bahdanau", {"readout": "state"})],
+    VARIANTS,
 )
 def test_masked_loss_in_fit_equals_keras_ignore_class(name, kwargs):
     # The logits carry no Keras mask that the loss would apply a second

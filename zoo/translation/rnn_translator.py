@@ -451,7 +451,8 @@ class RNNTranslator(Translator):
             output, state = self.decoder_cell(inputs, state, training=False)
             alignments = None
         else:
-            previous_state = list(keras.tree.flatten(state))[0]  # s_{t-1}
+            if self.readout_layer is not None:
+                previous_state = list(keras.tree.flatten(state))[0]  # s_{t-1}
             (output, alignments), state = self.decoder_cell(
                 embedded,
                 state,
@@ -512,9 +513,8 @@ def rnn_translator(
     baseline); `seq2seq_bahdanau`: the same with Bahdanau (additive)
     attention and the paper's maxout deep output; `seq2seq_luong`: Bi-LSTM
     encoder (directions summed), LSTM decoder with Luong attention
-    (general score, input feeding). The
-    model is named after its attention (`seq2seq_<attention or cell>`)
-    unless `name` is given.
+    (general score, input feeding). The model is named after its
+    attention (`seq2seq_<attention or cell>`) unless `name` is given.
     """
     kind = kwargs.get("attention") or kwargs.get("cell", "gru")
     kwargs.setdefault("name", f"seq2seq_{kind}")
