@@ -38,6 +38,10 @@ class TranslationDataConfig(DataConfig):
         vocab_size: target size of each WordPiece vocabulary, learnt from
             the training split with HuggingFace `tokenizers` (the learner
             may stop below it on small corpora).
+        shared_vocabulary: learn one vocabulary of `vocab_size` pieces
+            from both sides' training text and use it for both (Vaswani
+            et al. 2017, §5.1), as `transformer_translator`'s
+            `share_embeddings` needs.
         lowercase: lower-case both sides (BLEU is then case-insensitive).
         max_source_length: source tokens kept, including [START]/[END];
             longer training pairs are dropped, longer sentences at
@@ -56,6 +60,7 @@ class TranslationDataConfig(DataConfig):
     batch_size: int = 64
     eval_batch_size: int = 128
     vocab_size: int = 8000
+    shared_vocabulary: bool = False
     lowercase: bool = True
     max_source_length: int = 48
     max_target_length: int = 48

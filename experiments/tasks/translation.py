@@ -88,7 +88,8 @@ def cache_root():
 
 
 def _vocabulary(builder, cfg, key, texts):
-    """The WordPiece vocabulary of one side, learnt once and cached."""
+    """The WordPiece vocabulary of one side (or of both, `key` "de+en"),
+    learnt once and cached."""
     identity = {
         "dataset": builder.info.full_name,
         "split": cfg.train_split,
@@ -289,15 +290,23 @@ class TranslationTask(Seq2SeqTask):
             builder, cfg.train_split, cfg, cfg.max_train_examples
         )
         check_split_size(num_pairs, cfg.train_split, "training")
-        vocabs = [
-            _vocabulary(
+        sides = [
+            train_pairs.map(lambda s, t: s),
+            train_pairs.map(lambda s, t: t),
+        ]
+        if cfg.shared_vocabulary:
+            joint = _vocabulary(
                 builder,
                 cfg,
-                key,
-                train_pairs.map(lambda s, t, i=i: (s, t)[i]),
+                f"{cfg.source_key}+{cfg.target_key}",
+                sides[0].concatenate(sides[1]),
             )
-            for i, key in enumerate((cfg.source_key, cfg.target_key))
-        ]
+            vocabs = [joint, joint]
+        else:
+            vocabs = [
+                _vocabulary(builder, cfg, key, texts)
+                for key, texts in zip((cfg.source_key, cfg.target_key), sides)
+            ]
         tokenizers = [
             wordpiece.WordPieceTokenizer(v, lowercase=cfg.lowercase)
             for v in vocabs

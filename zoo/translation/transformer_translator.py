@@ -50,6 +50,12 @@ class TransformerTranslator(TransformerDecoding, Translator):
         norm_first: pre-LN (`True`) or the paper's post-LN.
         tie_embeddings: share the target embedding matrix with the output
             layer (the paper's §3.4 weight sharing; fewer parameters).
+        share_embeddings: one embedding matrix for the source and the
+            target, over a joint vocabulary (the paper's §3.4 sharing
+            between the two embedding layers; with `tie_embeddings` all
+            three share one matrix). Needs equal vocabulary sizes: learn
+            one vocabulary of both languages (`data.shared_vocabulary`
+            in the experiments).
         start_id, end_id, max_target_length: see `Translator`.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -81,6 +87,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
         dropout=0.1,
         norm_first=True,
         tie_embeddings=False,
+        share_embeddings=False,
         start_id=START_ID,
         end_id=END_ID,
         max_target_length=64,
@@ -91,11 +98,19 @@ class TransformerTranslator(TransformerDecoding, Translator):
         check_transformer_sizes(
             num_layers, model_dim, num_heads, ff_dim, dropout
         )
+        if share_embeddings and source_vocab_size != target_vocab_size:
+            raise ValueError(
+                "`share_embeddings=True` needs one joint vocabulary: "
+                "`source_vocab_size` must equal `target_vocab_size`. "
+                f"Received: source_vocab_size={source_vocab_size}, "
+                f"target_vocab_size={target_vocab_size}"
+            )
 
         # === Layers ===
-        self.source_embedding = TokenPositionEmbedding(
-            source_vocab_size, model_dim, name="source_embedding"
-        )
+        if not share_embeddings:
+            self.source_embedding = TokenPositionEmbedding(
+                source_vocab_size, model_dim, name="source_embedding"
+            )
         self.build_decoder(
             target_vocab_size,
             num_layers=num_layers,
@@ -106,6 +121,10 @@ class TransformerTranslator(TransformerDecoding, Translator):
             norm_first=norm_first,
             tie_embeddings=tie_embeddings,
         )
+        if share_embeddings:
+            # One layer called on both sides: one matrix (the sinusoidal
+            # positions have no weights).
+            self.source_embedding = self.target_embedding
         self.encoder_blocks = [
             TransformerEncoderBlock(
                 num_heads, ff_dim, dropout, norm_first, name=f"encoder_{i}"
@@ -138,6 +157,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
         self.dropout = dropout
         self.norm_first = norm_first
         self.tie_embeddings = tie_embeddings
+        self.share_embeddings = share_embeddings
 
     def _encode(self, source, training=None):
         x = self.embedding_dropout(
@@ -166,6 +186,7 @@ class TransformerTranslator(TransformerDecoding, Translator):
             "dropout": self.dropout,
             "norm_first": self.norm_first,
             "tie_embeddings": self.tie_embeddings,
+            "share_embeddings": self.share_embeddings,
         }
 
 
