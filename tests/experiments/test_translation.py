@@ -176,6 +176,43 @@ def test_wordpiece_normalises_and_detokenises():
         WordPieceTokenizer(["a", "b"])
 
 
+def test_shared_vocabulary_serves_both_sides(number_pairs_dir, tmp_path):
+    os.environ["ATTENTION_ZOO_CACHE"] = str(tmp_path)
+    overrides = [
+        f"data.name={number_pairs_dir}",
+        "data.batch_size=16",
+        # Room for every word of both languages.
+        "data.vocab_size=150",
+        "data.max_source_length=12",
+        "data.max_target_length=10",
+    ]
+    task = translation.TranslationTask()
+    separate = task.load_data(
+        runner.resolve("ding_transformer_translator", overrides), None, None
+    )
+    shared = task.load_data(
+        runner.resolve(
+            "ding_transformer_translator",
+            overrides + ["data.shared_vocabulary=true"],
+        ),
+        None,
+        None,
+    )
+    # Each separate vocabulary knows one language's words; the shared one
+    # is one list with both, given to both tokenisers.
+    assert "eins" in separate.source_tokenizer.vocab
+    assert "eins" not in separate.target_tokenizer.vocab
+    vocab = shared.source_tokenizer.vocab
+    assert shared.target_tokenizer.vocab == vocab
+    assert {"eins", "one", "sieben", "seven"} <= set(vocab)
+    assert shared.info["source_vocab_size"] == len(vocab)
+    assert shared.info["target_vocab_size"] == len(vocab)
+    ids = shared.target_tokenizer.tokenize(tf.constant(["one"]))
+    assert shared.source_tokenizer.tokenize(tf.constant(["one"])).to_list() == (
+        ids.to_list()
+    )
+
+
 # === End to end ===
 
 

@@ -41,10 +41,10 @@ TARGET_IN = np.array([[2, 5, 6, 7], [2, 8, 9, 0]], "int32")
 TARGET_OUT = np.array([[5, 6, 7, 3], [8, 9, 3, 0]], "int32")
 
 
-def _build(name, **kwargs):
+def _build(name, source_vocab_size=20, **kwargs):
     return zoo.build(
         name,
-        source_vocab_size=20,
+        source_vocab_size=source_vocab_size,
         target_vocab_size=16,
         **{**TINY.get(name, {}), **kwargs},
     )
@@ -108,7 +108,18 @@ def test_full_battery(name, kwargs, tmp_path):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    VARIANTS + [("transformer_translator", {"tie_embeddings": True})],
+    VARIANTS
+    + [
+        ("transformer_translator", {"tie_embeddings": True}),
+        (
+            "transformer_translator",
+            {
+                "tie_embeddings": True,
+                "share_embeddings": True,
+                "source_vocab_size": 16,
+            },
+        ),
+    ],
 )
 def test_step_decoder_reproduces_teacher_forcing(name, kwargs):
     model = _build(name, dropout=0.3, **kwargs)
@@ -239,6 +250,50 @@ def test_tied_embeddings_share_the_target_matrix(tmp_path):
         np.asarray(tied(_inputs(), training=False)),
         atol=1e-5,
     )
+
+
+def test_shared_embeddings_are_one_matrix_for_both_sides(tmp_path):
+    def build(**kwargs):
+        return _build("transformer_translator", source_vocab_size=16, **kwargs)
+
+    # The source embedding matrix [16 words, 16 dims] is gone; with the
+    # output layer tied too, all three share one matrix.
+    assert build().count_params() - build(
+        share_embeddings=True
+    ).count_params() == (16 * 16)
+    model = build(share_embeddings=True, tie_embeddings=True)
+    assert model.source_embedding is model.target_embedding
+    assert build().count_params() - model.count_params() == 2 * 16 * 16
+
+    # A source id and the same target id read the same row: moving the
+    # shared matrix changes the encoder's output too.
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=MaskedSparseCrossentropy(),
+        run_eagerly=True,
+    )
+    before = np.asarray(model(_inputs(), training=False))
+    model.train_on_batch(_inputs(), TARGET_OUT)
+    assert not np.allclose(model(_inputs(), training=False), before)
+    path = os.path.join(tmp_path, "shared.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.share_embeddings
+    assert reloaded.source_embedding is reloaded.target_embedding
+    np.testing.assert_allclose(
+        np.asarray(reloaded(_inputs(), training=False)),
+        np.asarray(model(_inputs(), training=False)),
+        atol=1e-5,
+    )
+    result = reloaded.generate(SOURCE, method="beam", max_length=5)
+    assert result.tokens.shape == (2, 4, 5)
+
+
+def test_shared_embeddings_need_one_vocabulary():
+    with pytest.raises(
+        ValueError, match="source_vocab_size=20.*target_vocab_size=16"
+    ):
+        _build("transformer_translator", share_embeddings=True)
 
 
 def test_reverse_embedding_needs_its_output_bias():
