@@ -6,6 +6,7 @@ import pytest
 
 from zoo.metrics import MaskedAccuracy
 from zoo.metrics import MaskedSparseCrossentropy
+from zoo.metrics import token_crossentropy
 
 
 def _batch(seed=0, vocabulary=50):
@@ -41,6 +42,32 @@ def test_smoothing_equals_keras_on_one_hot_targets_of_the_valid_positions():
     assert (
         abs(float(got) - float(MaskedSparseCrossentropy()(targets, logits)))
         > 1e-3
+    )
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_token_crossentropy_gradient_is_the_formulas(smoothing):
+    import tensorflow as tf
+
+    targets, logits = _batch(4)
+    logits = tf.constant(logits)
+    weights = np.random.default_rng(5).normal(size=targets.shape)
+    one_hot = keras.ops.one_hot(targets, logits.shape[-1])
+    reference = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=smoothing, reduction=None
+    )
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        ours = token_crossentropy(targets, logits, smoothing)
+        theirs = reference(one_hot, logits)
+        ours_total = tf.reduce_sum(ours * weights)
+        theirs_total = tf.reduce_sum(theirs * weights)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        tape.gradient(ours_total, logits),
+        tape.gradient(theirs_total, logits),
+        atol=1e-6,
     )
 
 
