@@ -71,6 +71,14 @@ def compare(contenders, baseline, warmup=2, steps=1, rounds=10):
     return out
 
 
+def speedup_cells(entry, is_reference):
+    """A table row's two speed-up cells (wall, CPU) of one contender's
+    `compare` entry: `"1 (reference)"` for the baseline itself."""
+    if is_reference:
+        return ["1 (reference)", "1 (reference)"]
+    return [ratio_cell(entry["speedup_wall"]), ratio_cell(entry["speedup_cpu"])]
+
+
 def ratio_cell(r):
     """`"1.31x (1.25–1.36)"`: the median paired speed-up and its IQR
     (the ratio of medians when the samples are not paired)."""

@@ -19,8 +19,8 @@ from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
 from benchmarks.suite.common import compare
 from benchmarks.suite.common import judging_basis
-from benchmarks.suite.common import ratio_cell
 from benchmarks.suite.common import speedup
+from benchmarks.suite.common import speedup_cells
 
 TARGET = 5.0
 MODELS = ("transformer_translator", "seq2seq_bahdanau")
@@ -142,12 +142,7 @@ def decoding(ctx):
                     entry["wall_ms"]["median"],
                     entry["cpu_ms"]["median"],
                     produced[label] / wall_s,
-                    "1 (reference)"
-                    if label == "beam, eager"
-                    else ratio_cell(entry["speedup_wall"]),
-                    "1 (reference)"
-                    if label == "beam, eager"
-                    else ratio_cell(entry["speedup_cpu"]),
+                    *speedup_cells(entry, label == "beam, eager"),
                 ]
             )
         beam = m["beam, compiled"]["wall_ms"]["median"] / tokens["beam"]

@@ -20,8 +20,8 @@ from benchmarks.registry import goal
 from benchmarks.registry import register_benchmark
 from benchmarks.suite.common import compare
 from benchmarks.suite.common import judging_basis
-from benchmarks.suite.common import ratio_cell
 from benchmarks.suite.common import speedup
+from benchmarks.suite.common import speedup_cells
 
 TARGET = 0.95
 EXPERIMENT = "digits_resnet20"
@@ -100,12 +100,7 @@ def input_pipeline(ctx):
                 report.fmt_stat(wall),
                 steps * 1e3 / wall["median"],
                 steps * 1e3 / m[name]["cpu_ms"]["median"],
-                "1 (reference)"
-                if name == "in memory"
-                else ratio_cell(m[name]["speedup_wall"]),
-                "1 (reference)"
-                if name == "in memory"
-                else ratio_cell(m[name]["speedup_cpu"]),
+                *speedup_cells(m[name], name == "in memory"),
             ]
         )
     value = speedup(m["TFDS pipeline"], basis)

@@ -14,8 +14,8 @@ from benchmarks.suite.common import compare
 from benchmarks.suite.common import gradient_step
 from benchmarks.suite.common import judging_basis
 from benchmarks.suite.common import random_inputs
-from benchmarks.suite.common import ratio_cell
 from benchmarks.suite.common import speedup
+from benchmarks.suite.common import speedup_cells
 
 TARGET = 1.25
 BATCH, HEADS, KEY_DIM = 16, 8, 32
@@ -77,12 +77,7 @@ def self_attention(ctx):
                         report.fmt_stat(wall),
                         report.fmt_stat(m[name]["cpu_ms"]),
                         BATCH * 1e3 / wall["median"],
-                        "1 (reference)"
-                        if name == "keras"
-                        else ratio_cell(m[name]["speedup_wall"]),
-                        "1 (reference)"
-                        if name == "keras"
-                        else ratio_cell(m[name]["speedup_cpu"]),
+                        *speedup_cells(m[name], name == "keras"),
                     ]
                 )
             best.setdefault(jit, []).append(

@@ -27,7 +27,7 @@ from benchmarks.registry import register_benchmark
 from benchmarks.suite.common import compare
 from benchmarks.suite.common import gradient_step
 from benchmarks.suite.common import random_inputs
-from benchmarks.suite.common import ratio_cell
+from benchmarks.suite.common import speedup_cells
 
 BATCH, LENGTH, DIM = 128, 20, 128
 VOCABULARIES = (4000, 8000)
@@ -105,12 +105,7 @@ def sequence_loss(ctx):
                     name,
                     m[name]["wall_ms"]["median"],
                     m[name]["cpu_ms"]["median"],
-                    "1 (reference)"
-                    if name == "keras"
-                    else ratio_cell(m[name]["speedup_wall"]),
-                    "1 (reference)"
-                    if name == "keras"
-                    else ratio_cell(m[name]["speedup_cpu"]),
+                    *speedup_cells(m[name], name == "keras"),
                 ]
             )
     return Result(
